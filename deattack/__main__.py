@@ -1,0 +1,5 @@
+import sys
+
+from deattack.cli import main
+
+sys.exit(main())

@@ -1,0 +1,161 @@
+"""`attack(victim, images, labels, config) -> AttackResults`: the whole attack in one call."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from deattack.attack.config import AttackConfig
+from deattack.attack.results import ResultStore, summarize
+from deattack.attack.runner import Problem, Progress, SlotRunner, build_problems
+
+
+@dataclasses.dataclass
+class AttackResults:
+    """Records (one dict per image x target) and their summary."""
+
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+    config: AttackConfig
+
+    @property
+    def success(self) -> np.ndarray:
+        return np.asarray([r["success"] for r in self.records], bool)
+
+    @property
+    def queries(self) -> np.ndarray:
+        return np.asarray([r["queries"] for r in self.records], np.int64)
+
+
+def validate_inputs(images: np.ndarray, labels: np.ndarray, num_classes: int,
+                    targets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Checks shapes, dtypes, ranges and finiteness; returns float32 images, int labels.
+
+    Raises:
+      ValueError naming the offending argument.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"images must be [N, H, W, C] with C in (1, 3), got shape {images.shape}")
+    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+        raise ValueError(f"images must be uint8 or float in [0, 255], got dtype {images.dtype}")
+    if np.issubdtype(images.dtype, np.floating) and not np.all(np.isfinite(images)):
+        raise ValueError("images contain NaN or Inf values")
+    if images.size and (images.min() < 0 or images.max() > 255):
+        raise ValueError(f"images must lie in [0, 255], got range [{images.min()}, {images.max()}]")
+    labels = np.asarray(labels)
+    if labels.shape != (images.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers of shape ({images.shape[0]},), got {labels.dtype} {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must be in [0, {num_classes}), got range [{labels.min()}, {labels.max()}]")
+    if targets is not None:
+        targets = np.asarray(targets)
+        if targets.shape != labels.shape:
+            raise ValueError(f"targets must have shape {labels.shape}, got {targets.shape}")
+        if targets.size and (targets.min() < 0 or targets.max() >= num_classes):
+            raise ValueError(f"targets must be in [0, {num_classes})")
+        clash = np.flatnonzero(targets == labels)
+        if clash.size:
+            raise ValueError(f"target equals the true label for images at positions {clash[:10].tolist()}")
+    return images.astype(np.float32), labels.astype(np.int64)
+
+
+def attack(
+    victim,
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: AttackConfig | None = None,
+    *,
+    targets: np.ndarray | None = None,
+    image_indices: Sequence[int] | None = None,
+    out: str | None = None,
+    run_info: dict[str, Any] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> AttackResults:
+    """Few-pixel DE attack of every image (and target) on the victim.
+
+    Args:
+      victim: a `deattack.victim.Victim`, or a shipped victim name / checkpoint path.
+      images: [N, 32, 32, 3] uint8 or float in [0, 255]. labels: [N] int true classes.
+      config: an AttackConfig (default: the paper's 1-pixel untargeted setting).
+      targets: optional [N] target classes for targeted mode (else config.targets).
+      image_indices: global ids of the images (default 0..N-1); they name records
+        and seed each problem's PRNG stream.
+      out: optional folder; records are appended there as problems finish and a
+        rerun skips problems already recorded.
+      run_info: extra facts stored in out/config.json (e.g. the victim checkpoint).
+
+    Returns:
+      AttackResults with one record per problem (including those already in `out`).
+
+    Example:
+      >>> victim = load_victim("resnet20")
+      >>> images, labels = data.load_split("test")
+      >>> results = attack(victim, images[:10], labels[:10], paper_config(pixels=1))
+      >>> results.summary["success_rate"]
+    """
+    from deattack.victim import Victim, load_victim, predict
+
+    config = config or AttackConfig()
+    if not isinstance(victim, Victim):
+        victim = load_victim(str(victim))
+    num_classes = int(predict(victim, np.zeros((1, *np.shape(images)[1:]), np.float32), batch_size=1).shape[-1]) \
+        if len(images) else 10
+    images, labels = validate_inputs(images, labels, num_classes, targets)
+    indices = np.arange(len(images)) if image_indices is None else np.asarray(image_indices, np.int64)
+    if indices.shape != (len(images),):
+        raise ValueError(f"image_indices must have shape ({len(images)},), got {indices.shape}")
+
+    store = None
+    if out is not None:
+        info = {"attack": config.search_key(), "victim": victim.name,
+                "victim_sha256": victim.metadata.get("sha256"), **(run_info or {})}
+        store = ResultStore(out, info)
+    done = store.completed() if store else set()
+    problems = [p for p in build_problems(config, labels, indices, targets, num_classes)
+                if (p.image_index, p.target) not in done]
+
+    started = time.time()
+    clean_logits = predict(victim, images, batch_size=min(len(images), 256) or 1) if len(images) else None
+    runnable, records = _screen_nonfinite(problems, clean_logits)
+    if store is not None:
+        store.append(records)
+
+    def verify(perturbed: np.ndarray) -> np.ndarray:
+        size = 1
+        while size < len(perturbed):
+            size *= 2
+        return predict(victim, perturbed, batch_size=min(size, 64))
+
+    runner = SlotRunner(config, victim.apply_fn, victim.variables, images, verify, clean_logits)
+    new_records, progress = runner.run(
+        runnable, on_finished=store.append if store is not None else None, on_progress=on_progress)
+    records.extend(new_records)
+    wall = time.time() - started
+    all_records = (store.records if store is not None else records)
+    summary = summarize(all_records, wall, progress.queries)
+    summary.update({"model": victim.name, "pixels": config.pixels, "mode": config.mode,
+                    "mutation": config.mutation, "crossover": config.crossover,
+                    "adaptation": config.adaptation, "population_size": config.population_size,
+                    "max_generations": config.max_generations, "queries_this_run": progress.queries})
+    return AttackResults(records=all_records, summary=summary, config=config)
+
+
+def _screen_nonfinite(problems: list[Problem], clean_logits) -> tuple[list[Problem], list[dict]]:
+    """Problems whose clean image already gives NaN/Inf logits are recorded, not attacked."""
+    if clean_logits is None:
+        return problems, []
+    bad_rows = set(np.flatnonzero(~np.all(np.isfinite(clean_logits), axis=-1)).tolist())
+    runnable = [p for p in problems if p.row not in bad_rows]
+    records = [{
+        "image_index": p.image_index, "true_label": p.label, "target": p.target, "success": False,
+        "status": "nonfinite_logits", "queries": 0, "generations": 0, "best_fitness": None,
+        "pixels": [], "adversarial_prediction": None, "adversarial_confidence": None,
+        "target_confidence": None, "true_confidence_after": None,
+        "original_prediction": None, "original_confidence": None,
+    } for p in problems if p.row in bad_rows]
+    return runnable, records

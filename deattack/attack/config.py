@@ -1,0 +1,125 @@
+"""Attack configuration: static, hashable, validated up front (nothing runs on bad input)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from deattack.attack import criteria
+from deattack.attack.encoding import INITIALISATIONS
+from deattack.de import ADAPTATIONS, BOUNDS, CROSSOVERS, MUTATIONS, DEConfig, DEParams
+
+TARGET_CHOICES = ("all", "random")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackConfig:
+    """An L0 (few-pixel) DE attack.
+
+    The defaults are the paper's setting (Su, Vargas & Sakurai, TEVC 2019):
+    DE/rand/1, F = 0.5, no crossover, population 400, at most 100 generations.
+
+    Attributes:
+      pixels: K, pixels changed per image (>= 1).
+      mode: "untargeted" or "targeted".
+      targets: targeted only: "all" (each image x each other class is one
+        problem, as in the paper) or "random" (one random other class per image).
+      fitness: "probability" (the paper's) or "margin".
+      confidence: the adversarial class must also reach this probability, [0, 1).
+      population_size, max_generations: P and the generation budget; an image costs
+        at most P * (max_generations + 1) queries.
+      mutation, crossover, adaptation: operator names in deattack.de's registries.
+      differential_weight: F, (0, 2]; crossover_rate: CR, [0, 1].
+      init: "paper" (x, y ~ U(0, 32), rgb ~ N(128, 127)) or "uniform".
+      coordinate_bounds, colour_bounds: DE bound handling of x/y and of r/g/b.
+      slots: problems evolved together (device batch = slots x P candidates).
+      chunk_generations: generations per jitted call; finished slots are refilled
+        from the queue between calls (continuous batching).
+      microbatch: candidate images per forward call inside the jitted step; 0 picks
+        a size per backend.
+      refill: continuous batching on (True) or fixed batches run to the end (False).
+      seed: root of every problem's PRNG stream.
+    """
+
+    pixels: int = 1
+    mode: str = "untargeted"
+    targets: str = "all"
+    fitness: str = "probability"
+    confidence: float = 0.0
+    population_size: int = 400
+    max_generations: int = 100
+    mutation: str = "rand/1"
+    crossover: str = "none"
+    adaptation: str = "constant"
+    differential_weight: float = 0.5
+    crossover_rate: float = 0.9
+    init: str = "paper"
+    coordinate_bounds: str = "reflect"
+    colour_bounds: str = "clip"
+    slots: int = 8
+    chunk_generations: int = 5
+    microbatch: int = 0
+    refill: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        def choice(field, known):
+            value = getattr(self, field)
+            if value not in known:
+                raise ValueError(f"{field}={value!r} is unknown; known: {', '.join(sorted(known))}")
+
+        if not isinstance(self.pixels, int) or self.pixels < 1:
+            raise ValueError(f"pixels must be an integer >= 1, got {self.pixels!r}")
+        choice("mode", criteria.MODES)
+        choice("targets", TARGET_CHOICES)
+        choice("fitness", criteria.FITNESSES)
+        choice("init", INITIALISATIONS)
+        choice("mutation", MUTATIONS)
+        choice("crossover", CROSSOVERS)
+        choice("adaptation", ADAPTATIONS)
+        choice("coordinate_bounds", BOUNDS)
+        choice("colour_bounds", BOUNDS)
+        if not 0.0 <= self.confidence < 1.0:
+            raise ValueError(f"confidence must be in [0, 1), got {self.confidence}")
+        if self.max_generations < 0:
+            raise ValueError(f"max_generations must be >= 0, got {self.max_generations}")
+        for field in ("slots", "chunk_generations"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        if self.microbatch < 0:
+            raise ValueError(f"microbatch must be >= 0 (0 = automatic), got {self.microbatch}")
+        self.de_config()  # population size vs mutation, operator names
+        self.de_params().validate()
+
+    @property
+    def num_dims(self) -> int:
+        return 5 * self.pixels
+
+    @property
+    def max_queries(self) -> int:
+        """Budget per problem: the initial population plus one per generation."""
+        return self.population_size * (self.max_generations + 1)
+
+    def de_config(self) -> DEConfig:
+        from deattack.attack.encoding import bound_names
+
+        return DEConfig(
+            population_size=self.population_size, num_dims=self.num_dims,
+            mutation=self.mutation, crossover=self.crossover, adaptation=self.adaptation,
+            bounds=bound_names(self.pixels, self.coordinate_bounds, self.colour_bounds),
+            max_generations=self.max_generations)
+
+    def de_params(self) -> DEParams:
+        return DEParams(differential_weight=float(self.differential_weight),
+                        crossover_rate=float(self.crossover_rate))
+
+    def search_key(self) -> dict:
+        """Fields that change results (not slots/chunking/microbatch/refill)."""
+        layout = {"slots", "chunk_generations", "microbatch", "refill"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in layout}
+
+
+def paper_config(pixels: int = 1, mode: str = "untargeted", **overrides) -> AttackConfig:
+    """Su, Vargas & Sakurai (TEVC 2019): DE/rand/1, F = 0.5, no crossover, P = 400, 100 generations."""
+    return AttackConfig(pixels=pixels, mode=mode, mutation="rand/1", crossover="none",
+                        adaptation="constant", differential_weight=0.5, population_size=400,
+                        max_generations=100, init="paper", **overrides)

@@ -1,0 +1,131 @@
+"""The on-device half of the attack: every candidate of every slot in one jitted
+forward pass per generation, generations in `lax.while_loop` (via deattack.de.run).
+
+The attack knows the optimiser only through init / run / active; the optimiser
+knows the attack only as a fitness function on [S, P, D] candidates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from deattack import de
+from deattack.attack import criteria, encoding
+from deattack.attack.config import AttackConfig
+from deattack.attack.perturb import apply_pixels
+
+# fold_in tag of a problem's initial population; DE generations use 0, 1, 2, ...
+_POPULATION_TAG = 2**31 - 2
+
+
+@struct.dataclass
+class Problems:
+    """What each slot attacks; every leaf has leading axis S (slots).
+
+    images: float32 [S, H, W, C] in [0, 255]; labels: int32 [S]; targets: int32 [S]
+    (-1 when untargeted).
+    """
+
+    images: jax.Array
+    labels: jax.Array
+    targets: jax.Array
+
+
+def default_microbatch(backend: str | None = None) -> int:
+    """Candidate images per forward call: small on CPU (cache-friendly), large on accelerators."""
+    backend = backend or jax.default_backend()
+    return 128 if backend == "cpu" else 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateFitness:
+    """DE fitness of pixel candidates: perturb, forward in microbatches, score.
+
+    Hashable (a static argument of jit); `apply_fn(variables, images) -> logits`.
+    """
+
+    apply_fn: Callable[[Any, jax.Array], jax.Array]
+    mode: str
+    fitness: str
+    confidence: float
+    microbatch: int
+
+    def logits(self, candidates: jax.Array, variables: Any, problems: Problems) -> jax.Array:
+        """Logits [S, P, C] of every candidate image, in microbatches via lax.map so
+        the [S*P, H, W, C] batch is never materialised at once."""
+        slots, population, dims = candidates.shape
+        total = slots * population
+        size = min(self.microbatch, total)
+        padding = (-total) % size
+        genes = jnp.pad(candidates.reshape(total, dims), ((0, padding), (0, 0)))
+        owners = jnp.pad(jnp.repeat(jnp.arange(slots), population), (0, padding))
+
+        def forward(chunk):
+            chunk_genes, chunk_owners = chunk
+            images = jax.vmap(apply_pixels)(problems.images[chunk_owners], chunk_genes)
+            return self.apply_fn(variables, images)
+
+        chunks = (genes.reshape(-1, size, dims), owners.reshape(-1, size))
+        logits = jax.lax.map(forward, chunks)
+        return logits.reshape(total + padding, -1)[:total].reshape(slots, population, -1)
+
+    def __call__(self, candidates: jax.Array, context: tuple[Any, Problems]):
+        variables, problems = context
+        logits = self.logits(candidates, variables, problems)
+        return criteria.evaluate(
+            logits, problems.labels[:, None], problems.targets[:, None],
+            mode=self.mode, fitness=self.fitness, confidence=self.confidence)
+
+
+def make_fitness(config: AttackConfig, apply_fn: Callable) -> CandidateFitness:
+    return CandidateFitness(apply_fn=apply_fn, mode=config.mode, fitness=config.fitness,
+                            confidence=float(config.confidence),
+                            microbatch=config.microbatch or default_microbatch())
+
+
+@functools.partial(jax.jit, static_argnames=("config", "fitness"))
+def init_slots(config: AttackConfig, fitness: CandidateFitness, params: de.DEParams,
+               keys: jax.Array, variables: Any, problems: Problems) -> de.DEState:
+    """Initial DE state of S slots; keys [S] are the problems' own PRNG keys."""
+    num_slots = keys.shape[0]
+    height, width = problems.images.shape[1:3]
+    lower, upper = encoding.box(config.pixels, height, width)
+    initialise = encoding.INITIALISATIONS[config.init]
+    population = jax.vmap(lambda key: initialise(
+        jax.random.fold_in(key, _POPULATION_TAG), config.population_size, config.pixels, height, width))(keys)
+    return de.init(config.de_config(), params, keys,
+                   jnp.broadcast_to(lower, (num_slots, lower.shape[0])),
+                   jnp.broadcast_to(upper, (num_slots, upper.shape[0])),
+                   population, fitness_fn=fitness, context=(variables, problems))
+
+
+@functools.partial(jax.jit, static_argnames=("config", "fitness"))
+def run_chunk(config: AttackConfig, fitness: CandidateFitness, params: de.DEParams,
+              state: de.DEState, variables: Any, problems: Problems, num_generations) -> de.DEState:
+    """Up to `num_generations` more generations of every active slot, on device."""
+    return de.run(config.de_config(), params, state, fitness, (variables, problems), num_generations)
+
+
+@jax.jit
+def insert_slots(state: de.DEState, problems: Problems, new_state: de.DEState,
+                 new_problems: Problems, slot_indices: jax.Array) -> tuple[de.DEState, Problems]:
+    """Writes new rows into the given slots; an index equal to S (padding) is dropped."""
+    def put(old, new):
+        return old.at[slot_indices].set(new, mode="drop")
+
+    return jax.tree.map(put, state, new_state), jax.tree.map(put, problems, new_problems)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def slot_status(config: AttackConfig, state: de.DEState) -> dict[str, jax.Array]:
+    """The small per-slot facts the host needs between chunks."""
+    return {"active": de.active(config.de_config(), state), "done": state.done,
+            "queries": state.queries, "generation": state.generation,
+            "best_member": state.best_member, "best_fitness": state.best_fitness}

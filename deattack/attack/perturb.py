@@ -1,0 +1,28 @@
+"""Writing candidate pixels into images: one vectorised scatter for a whole batch."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from deattack.attack.encoding import decode
+
+
+def apply_pixels(image: jax.Array, genes: jax.Array) -> jax.Array:
+    """One image with the K pixels of one candidate written in.
+
+    Args:
+      image: [H, W, C] float in [0, 255].
+      genes: [5K] candidate; pixel (x, y) is image[y, x] (x = column).
+
+    Returns:
+      [H, W, C] float32. Where two pixels share a location the later one wins.
+    """
+    columns_rows, colours = decode(genes)
+    return image.astype(jnp.float32).at[columns_rows[:, 1], columns_rows[:, 0]].set(colours)
+
+
+def perturb_batch(images: jax.Array, candidates: jax.Array) -> jax.Array:
+    """Every candidate of every image: [N, H, W, C] x [N, P, 5K] -> [N, P, H, W, C]."""
+    per_image = jax.vmap(apply_pixels, in_axes=(None, 0))
+    return jax.vmap(per_image)(images, candidates)

@@ -1,0 +1,120 @@
+"""Attack results: one record per (image, target), an append-only JSONL store that
+survives kills (a rerun skips what is done), and the summary numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS_FILE = "results.jsonl"
+CONFIG_FILE = "config.json"
+
+
+def problem_key(record: dict[str, Any]) -> tuple[int, int]:
+    return int(record["image_index"]), int(record["target"])
+
+
+class ResultStore:
+    """An output folder: config.json (what was run) + results.jsonl (one line a problem).
+
+    Lines are appended and fsynced as problems finish, so a killed run keeps every
+    finished problem; a torn last line (killed mid-write) is dropped on reopening.
+    """
+
+    def __init__(self, folder: str | os.PathLike, run_info: dict[str, Any]):
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            probe = self.folder / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as error:
+            raise ValueError(f"output folder {self.folder} is not writable: {error}") from None
+        config_path = self.folder / CONFIG_FILE
+        if config_path.exists():
+            try:
+                saved = json.loads(config_path.read_text())
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{config_path} is not valid JSON ({error}); move it away") from None
+            if saved != json.loads(json.dumps(run_info)):
+                changed = sorted(k for k in set(saved) | set(run_info) if saved.get(k) != run_info.get(k))
+                raise ValueError(
+                    f"{self.folder} holds results of another attack setting (differs in {changed}); "
+                    "use a new --out folder, or the same settings to resume")
+        else:
+            config_path.write_text(json.dumps(run_info, indent=2, sort_keys=True) + "\n")
+        self.path = self.folder / RESULTS_FILE
+        self.records = self._read_and_repair()
+
+    def _read_and_repair(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        raw = self.path.read_bytes()
+        lines = raw.split(b"\n")
+        records, good_bytes = [], 0
+        for line in lines:
+            if not line.strip():
+                good_bytes += len(line) + 1
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a torn final write: keep everything before it
+            good_bytes += len(line) + 1
+        if good_bytes < len(raw):
+            with open(self.path, "r+b") as stream:
+                stream.truncate(min(good_bytes, len(raw)))
+        unique = {problem_key(r): r for r in records}
+        return list(unique.values())
+
+    def completed(self) -> set[tuple[int, int]]:
+        return {problem_key(r) for r in self.records}
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        records = list(records)
+        if not records:
+            return
+        with open(self.path, "a") as stream:
+            for record in records:
+                stream.write(json.dumps(record, sort_keys=True) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        self.records.extend(records)
+
+
+def summarize(records: list[dict[str, Any]], wall_s: float | None = None,
+              queries_run: int | None = None) -> dict[str, Any]:
+    """Success rate and query statistics over attacked problems.
+
+    queries_mean/median are over all attacked problems (a failure costs the whole
+    budget); queries_median_success over successes only. queries_per_s uses the
+    queries charged during this call (`queries_run`) when given.
+    """
+    attacked = [r for r in records if r["status"] != "nonfinite_logits"]
+    successes = [r for r in attacked if r["success"]]
+    queries = np.asarray([r["queries"] for r in attacked], dtype=np.float64)
+    success_queries = np.asarray([r["queries"] for r in successes], dtype=np.float64)
+    summary = {
+        "n_images": len({r["image_index"] for r in records}),
+        "n_problems": len(records),
+        "n_attacked": len(attacked),
+        "n_success": len(successes),
+        "success_rate": len(successes) / len(attacked) if attacked else 0.0,
+        "queries_mean": float(queries.mean()) if queries.size else 0.0,
+        "queries_median": float(np.median(queries)) if queries.size else 0.0,
+        "queries_median_success": float(np.median(success_queries)) if success_queries.size else None,
+        "mean_adversarial_confidence": (
+            float(np.mean([r["adversarial_confidence"] for r in successes])) if successes else None),
+        "n_nonfinite": len(records) - len(attacked),
+    }
+    if wall_s is not None:
+        summary["wall_s"] = round(wall_s, 3)
+        total = queries_run if queries_run is not None else int(queries.sum())
+        summary["queries_per_s"] = round(total / wall_s, 1) if wall_s > 0 else None
+    return summary
