@@ -84,6 +84,97 @@ def _eval(args) -> int:
     return 0
 
 
+_OPERATOR_ALIASES = {"rand1": "rand/1", "rand2": "rand/2", "best1": "best/1", "best2": "best/2",
+                     "current-to-best1": "current-to-best/1", "current-to-pbest1": "current-to-pbest/1"}
+
+
+def _attack_config(args):
+    from deattack import config_files
+    from deattack.attack import AttackConfig, paper_config
+    from deattack.overrides import apply_overrides
+
+    if args.config:
+        config = config_files.load(args.config)
+    elif args.preset == "su2019":
+        config = paper_config()
+    else:
+        config = AttackConfig()
+    flags = {
+        "pixels": args.pixels, "mode": args.mode, "population_size": args.popsize,
+        "max_generations": args.max_gens, "seed": args.seed, "slots": args.slots,
+        "mutation": _OPERATOR_ALIASES.get(args.operator, args.operator) if args.operator else None,
+        "crossover": args.crossover, "adaptation": args.adaptation, "fitness": args.fitness,
+        "targets": args.targets,
+    }
+    assignments = [f"{key}={value!r}" for key, value in flags.items() if value is not None]
+    return apply_overrides(config, [*assignments, *args.set])
+
+
+def _attack(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from deattack import data
+    from deattack.attack import attack
+    from deattack.victim import correctly_classified, load_victim
+
+    config = _attack_config(args)
+    victim = load_victim(args.checkpoint or args.model)
+    images, labels = data.load_split(args.split)
+    if args.indices:
+        chosen = data.select(labels, indices=[int(i) for i in args.indices.split(",")])
+    else:
+        chosen = data.select(labels, start=args.start, stop=min(args.start + args.images, len(labels)),
+                             classes=args.classes)
+    correct = correctly_classified(victim, images[chosen], labels[chosen])
+    attacked = chosen[correct]
+    say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    say(f"{victim.name}: {correct.sum()} of {len(chosen)} selected {args.split} images are classified "
+        f"correctly; attacking those ({len(chosen) - int(correct.sum())} skipped)")
+    bar = tqdm(total=None, unit="problem", file=sys.stderr, dynamic_ncols=True,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+    def on_progress(progress):
+        if bar.total is None:
+            bar.reset(total=progress.problems_total)
+        bar.n = progress.problems_done
+        bar.set_postfix(success=progress.successes, q_per_s=f"{progress.queries_per_s:.0f}", refresh=True)
+
+    out = args.out or f"runs/attack-{victim.name}-{config.pixels}px-{config.mode}"
+    results = attack(victim, images[attacked], labels[attacked], config, image_indices=attacked,
+                     out=out, run_info={"split": args.split}, on_progress=on_progress)
+    bar.close()
+    summary = dict(results.summary, n_skipped_misclassified=int(len(chosen) - correct.sum()), out=out)
+    if args.figure != "none":
+        from deattack.figures import adversarial_grid
+
+        figure = args.figure or f"{out}/examples.png"
+        by_index = {int(i): images[i] for i in attacked}
+        summary["figure"] = str(adversarial_grid(results.records, by_index, data.class_names(), figure))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    rows = [
+        ("model", summary["model"]), ("pixels / mode", f"{summary['pixels']} / {summary['mode']}"),
+        ("operator", f"{summary['mutation']} + {summary['crossover']} + {summary['adaptation']}"),
+        ("population x generations", f"{summary['population_size']} x {summary['max_generations']}"),
+        ("images attacked", summary["n_images"]), ("problems", summary["n_problems"]),
+        ("success", f"{summary['n_success']} / {summary['n_attacked']} = {summary['success_rate']:.1%}"),
+        ("queries mean / median", f"{summary['queries_mean']:.0f} / {summary['queries_median']:.0f}"),
+        ("median queries to success", summary["queries_median_success"]),
+        ("wall time (s)", summary["wall_s"]), ("queries / s", summary["queries_per_s"]),
+        ("results", summary["out"]), ("figure", summary.get("figure", "-")),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"  {name.ljust(width)}  {value}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deattack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +197,34 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--images", type=int, default=None, help="first N test images (default all)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=_eval)
+
+    attack = commands.add_parser("attack", help="few-pixel DE attack on CIFAR-10 test images")
+    attack.add_argument("--model", default="resnet20", help="shipped victim name")
+    attack.add_argument("--checkpoint", help="checkpoint path (overrides --model)")
+    attack.add_argument("--config", help="configs/FILE.py[:variant] returning an AttackConfig")
+    attack.add_argument("--preset", choices=["su2019"], help="the paper's DE/rand/1 setting")
+    attack.add_argument("--pixels", type=int)
+    attack.add_argument("--mode", choices=["untargeted", "targeted"])
+    attack.add_argument("--targets", choices=["all", "random"], help="targeted: all 9 or one random")
+    attack.add_argument("--fitness", choices=["probability", "margin"])
+    attack.add_argument("--operator", help="mutation, e.g. rand/1 (or rand1), current-to-pbest/1")
+    attack.add_argument("--crossover", help="none, bin or exp")
+    attack.add_argument("--adaptation", help="constant, jde, jade or shade")
+    attack.add_argument("--popsize", type=int)
+    attack.add_argument("--max-gens", dest="max_gens", type=int)
+    attack.add_argument("--seed", type=int)
+    attack.add_argument("--slots", type=int, help="problems evolved together on the device")
+    attack.add_argument("--split", default="test", choices=["test", "train"])
+    attack.add_argument("--images", type=int, default=100, help="the first N images from --start")
+    attack.add_argument("--start", type=int, default=0)
+    attack.add_argument("--indices", help="comma-separated image indices (overrides --images)")
+    attack.add_argument("--classes", type=int, nargs="*", help="only images of these classes")
+    attack.add_argument("--out", help="results folder (resumable; default runs/attack-...)")
+    attack.add_argument("--figure", help="PNG of adversarial examples (default OUT/examples.png; 'none')")
+    attack.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any AttackConfig field, e.g. --set confidence=0.5")
+    attack.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    attack.set_defaults(run=_attack)
     return parser
 
 

@@ -156,6 +156,7 @@ def train(
     export_path: str | Path | None = None,
     *,
     data_dir: str | None = None,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
     on_step: Callable[[int, int, dict], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
@@ -168,8 +169,11 @@ def train(
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    train_images, train_labels = data.load_split("train", data_dir)
-    test_images, test_labels = data.load_split("test", data_dir)
+    if arrays is None:
+        train_images, train_labels = data.load_split("train", data_dir)
+        test_images, test_labels = data.load_split("test", data_dir)
+    else:
+        train_images, train_labels, test_images, test_labels = arrays
     if config.train_limit:
         train_images, train_labels = train_images[: config.train_limit], train_labels[: config.train_limit]
     if config.test_limit:
@@ -223,6 +227,8 @@ def train(
             on_epoch(record)
         metadata = {
             "model": config.model, "params": count_params(state.params), "test_accuracy": accuracy,
+            "test_accuracy_first_1000": evaluate(logits_fn, variables, test_images[:1000],
+                                                 test_labels[:1000], config.eval_batch_size),
             "test_images": len(test_images), "epochs_done": epoch + 1, "epochs": config.epochs,
             "seed": config.seed, "data": f"tfds {data.DATASET} (canonical order)",
             "config": _config_dict(config), "jax_version": jax.__version__,

@@ -1,0 +1,35 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Both create .venv and install deattack on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED_TFDS := $(abspath ../shared/tensorflow_datasets)
+ifeq ($(wildcard $(SHARED_TFDS)),)
+else
+export TFDS_DATA_DIR ?= $(SHARED_TFDS)
+endif
+
+DEMO_ARGS ?= --model resnet20 --pixels 1 --mode untargeted --images 20 --out runs/demo
+
+.PHONY: demo test install clean
+
+$(BIN)/deattack: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(BIN)/deattack
+
+demo: $(BIN)/deattack
+	$(BIN)/deattack attack $(DEMO_ARGS)
+
+# Writes pytest's own exit code to .pytest-exit-code so .ci/run can tell
+# "no tests collected" (5) from a failure.
+test: $(BIN)/deattack
+	@rm -f .pytest-exit-code
+	@$(BIN)/python -m pytest -q; rc=$$?; echo $$rc > .pytest-exit-code; exit $$rc
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .pytest-exit-code
