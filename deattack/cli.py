@@ -28,7 +28,12 @@ def _train(args) -> int:
     from deattack import train as training
     from deattack.overrides import apply_overrides
 
-    config = training.TrainConfig(model=args.model)
+    if args.config:
+        from deattack import config_files
+
+        config = config_files.load(args.config)
+    else:
+        config = training.TrainConfig(model=args.model)
     config = apply_overrides(config, [*(f"{k}={v}" for k, v in _flag_overrides(args).items()), *args.set])
     workdir = Path(args.workdir or f"runs/train/{config.model}")
     export = args.out or f"checkpoints/{config.model}"
@@ -181,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a victim CNN on CIFAR-10 (resumable)")
     train.add_argument("--model", default="resnet20")
+    train.add_argument("--config", help="configs/train.py[:recipe] returning a TrainConfig")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", dest="batch_size", type=int)
     train.add_argument("--learning-rate", dest="learning_rate", type=float)
