@@ -165,11 +165,14 @@ def test_crossover_per_member_rate():
 
 @pytest.mark.parametrize("name", sorted(bounds.BOUNDS))
 @hypothesis.settings(max_examples=30, deadline=None)
+# XLA:CPU flushes subnormals to zero, so they are left out of the inputs.
 @hypothesis.given(
-    trials=hnp.arrays(np.float32, (5, 3),
-                      elements=st.floats(-1e6, 1e6, width=32)),
-    lower=hnp.arrays(np.float32, (3,), elements=st.floats(-10, 10, width=32)),
-    width=hnp.arrays(np.float32, (3,), elements=st.floats(0, 10, width=32)),
+    trials=hnp.arrays(np.float32, (5, 3), elements=st.floats(
+        -1e6, 1e6, width=32, allow_subnormal=False)),
+    lower=hnp.arrays(np.float32, (3,), elements=st.floats(
+        -10, 10, width=32, allow_subnormal=False)),
+    width=hnp.arrays(np.float32, (3,), elements=st.floats(
+        0, 10, width=32, allow_subnormal=False)),
 )
 def test_bounds_output_inside_box(name, trials, lower, width):
     upper = lower + width
