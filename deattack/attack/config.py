@@ -56,7 +56,7 @@ class AttackConfig:
     coordinate_bounds: str = "reflect"
     colour_bounds: str = "clip"
     slots: int = 8
-    chunk_generations: int = 5
+    chunk_generations: int = 10
     microbatch: int = 0
     refill: bool = True
     seed: int = 0

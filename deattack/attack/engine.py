@@ -57,28 +57,47 @@ class CandidateFitness:
     confidence: float
     microbatch: int
 
-    def logits(self, candidates: jax.Array, variables: Any, problems: Problems) -> jax.Array:
-        """Logits [S, P, C] of every candidate image, in microbatches via lax.map so
-        the [S*P, H, W, C] batch is never materialised at once."""
+    def logits(self, candidates: jax.Array, variables: Any, problems: Problems,
+               active: jax.Array) -> jax.Array:
+        """Logits [S, P, C] of the candidates of active slots (zeros elsewhere).
+
+        Candidates of active slots are packed to the front and only
+        ceil(active rows / microbatch) forward calls run (a `fori_loop` with a traced
+        trip count), so a finished slot costs no forward passes even before the host
+        refills it: masking alone would still pay for it. The [S*P, H, W, C] batch is
+        never materialised; each microbatch builds its own perturbed images.
+        """
         slots, population, dims = candidates.shape
         total = slots * population
         size = min(self.microbatch, total)
-        padding = (-total) % size
-        genes = jnp.pad(candidates.reshape(total, dims), ((0, padding), (0, 0)))
-        owners = jnp.pad(jnp.repeat(jnp.arange(slots), population), (0, padding))
+        padded_total = -(-total // size) * size
+        genes = candidates.reshape(total, dims)
+        owners = jnp.repeat(jnp.arange(slots), population)
+        needed = active[owners]
+        order = jnp.argsort(~needed, stable=True)  # active rows first, in their order
+        packed_genes = jnp.pad(genes[order], ((0, padded_total - total), (0, 0)))
+        packed_owners = jnp.pad(owners[order], (0, padded_total - total))
+        num_chunks = (jnp.sum(needed.astype(jnp.int32)) + size - 1) // size
+        image_shape = problems.images.shape[1:]
+        num_classes = jax.eval_shape(
+            self.apply_fn, variables, jax.ShapeDtypeStruct((size, *image_shape), jnp.float32)).shape[-1]
 
-        def forward(chunk):
-            chunk_genes, chunk_owners = chunk
+        def forward(chunk, packed_logits):
+            start = chunk * size
+            chunk_genes = jax.lax.dynamic_slice_in_dim(packed_genes, start, size)
+            chunk_owners = jax.lax.dynamic_slice_in_dim(packed_owners, start, size)
             images = jax.vmap(apply_pixels)(problems.images[chunk_owners], chunk_genes)
-            return self.apply_fn(variables, images)
+            chunk_logits = self.apply_fn(variables, images).astype(jnp.float32)
+            return jax.lax.dynamic_update_slice_in_dim(packed_logits, chunk_logits, start, 0)
 
-        chunks = (genes.reshape(-1, size, dims), owners.reshape(-1, size))
-        logits = jax.lax.map(forward, chunks)
-        return logits.reshape(total + padding, -1)[:total].reshape(slots, population, -1)
+        packed = jax.lax.fori_loop(0, num_chunks, forward,
+                                   jnp.zeros((padded_total, num_classes), jnp.float32))
+        logits = jnp.zeros((total, num_classes), jnp.float32).at[order].set(packed[:total])
+        return logits.reshape(slots, population, num_classes)
 
-    def __call__(self, candidates: jax.Array, context: tuple[Any, Problems]):
+    def __call__(self, candidates: jax.Array, context: tuple[Any, Problems], active: jax.Array):
         variables, problems = context
-        logits = self.logits(candidates, variables, problems)
+        logits = self.logits(candidates, variables, problems, active)
         return criteria.evaluate(
             logits, problems.labels[:, None], problems.targets[:, None],
             mode=self.mode, fitness=self.fitness, confidence=self.confidence)

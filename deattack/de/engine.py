@@ -9,7 +9,8 @@ on its slot, or on when it was (re)filled.
 Example:
     >>> config = DEConfig(population_size=20, num_dims=5, crossover="bin")
     >>> params = DEParams()
-    >>> def sphere(candidates, context):  # [B, P, D] -> ([B, P], [B, P])
+    >>> def sphere(candidates, context, active):  # [B, P, D] -> ([B, P], [B, P])
+    ...     del active  # cheap enough to evaluate every problem
     ...     fitness = jnp.sum(candidates**2, axis=-1)
     ...     return fitness, fitness < context
     >>> keys = jax.random.split(jax.random.key(0), 3)       # B = 3 problems
@@ -37,7 +38,10 @@ from deattack.de.config import DEConfig, DEParams
 from deattack.de.state import DEState
 
 Array = jax.Array
-# (candidates [B, P, D], context) -> (fitness [B, P] float32, solved [B, P] bool)
+# (candidates [B, P, D], context, active [B] bool) -> (fitness [B, P] float32,
+# solved [B, P] bool). `active` marks the problems whose results will be used; a
+# fitness function may skip the others (e.g. not run the model on them) and
+# return anything there, since solved or exhausted problems are frozen.
 FitnessFn = Callable[[Array, Any], tuple[Array, Array]]
 
 # fold_in tag of the initial population; generations use tags 0, 1, 2, ...,
@@ -100,8 +104,9 @@ def init(config: DEConfig, params: DEParams, key: Array, lower: Array,
       upper: [B, D] upper bounds.
       population: optional [B, P, D] initial members, clipped into the box;
         None draws them uniformly in the box from fold_in(key, _INIT_TAG).
-      fitness_fn: (candidates [B, P, D], context) -> (fitness [B, P] float32,
-        solved [B, P] bool); lower fitness is better.
+      fitness_fn: (candidates [B, P, D], context, active [B] bool) -> (fitness
+        [B, P] float32, solved [B, P] bool); lower fitness is better. Results of
+        problems that are not active are ignored, so it may skip them.
       context: pytree with leading axis B, passed to fitness_fn untouched.
 
     Returns:
@@ -119,7 +124,8 @@ def init(config: DEConfig, params: DEParams, key: Array, lower: Array,
         population = jax.vmap(draw)(key, lower, upper)
     population = jnp.clip(jnp.asarray(population, jnp.float32),
                           lower[:, None, :], upper[:, None, :])
-    fitness, solved = _sanitize(*fitness_fn(population, context))
+    fitness, solved = _sanitize(*fitness_fn(
+        population, context, jnp.ones((num_problems,), bool)))
     best = jax.vmap(_best_index)(fitness, solved)
     take = jnp.arange(num_problems)
     scheme = adaptation_lib.ADAPTATIONS[config.adaptation]
@@ -257,7 +263,7 @@ def step(config: DEConfig, params: DEParams, state: DEState,
          fitness_fn: FitnessFn, context: Any) -> DEState:
     """One generation: ask -> evaluate -> tell."""
     trials, weight, rate = ask(config, params, state)
-    trial_fitness, trial_solved = fitness_fn(trials, context)
+    trial_fitness, trial_solved = fitness_fn(trials, context, active(config, state))
     return tell(config, params, state, trials, trial_fitness, trial_solved,
                 weight, rate)
 

@@ -90,8 +90,9 @@ def test_population_in_box_and_queries_exact():
     assert (np.asarray(state.best_fitness) == np.asarray(state.fitness).min(axis=1)).all()
 
 
-def _nan_fitness(candidates, context):
+def _nan_fitness(candidates, context, active):
     """Sphere, but NaN wherever the first gene is positive."""
+    del active
     fitness = jnp.sum(candidates**2, axis=-1)
     fitness = jnp.where(candidates[..., 0] > 0, jnp.nan, fitness)
     return fitness, fitness < context[:, None]
@@ -107,8 +108,8 @@ def test_nan_never_becomes_best():
 
 
 def test_all_nan_problem_has_infinite_best():
-    def all_nan(candidates, context):
-        del context
+    def all_nan(candidates, context, active):
+        del context, active
         nan = jnp.full(candidates.shape[:2], jnp.nan)
         return nan, jnp.zeros(candidates.shape[:2], bool)
     config = de.DEConfig(P, D, max_generations=3)
@@ -144,9 +145,9 @@ def test_solved_at_init_is_done_with_no_generation():
 def test_run_does_not_recompile_for_new_params_or_chunk_size():
     traces = []
 
-    def counted(candidates, context):
+    def counted(candidates, context, active):
         traces.append(1)  # runs at trace time only
-        return sphere_fitness(candidates, context)
+        return sphere_fitness(candidates, context, active)
 
     jitted = jax.jit(de.run, static_argnames=("config", "fitness_fn"))
     config = de.DEConfig(P, D, crossover="bin", max_generations=5)

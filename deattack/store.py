@@ -1,0 +1,514 @@
+"""The results store of a sweep: one SQLite file (stdlib sqlite3, WAL journal).
+
+Tables:
+  meta     key -> value: the sweep config (full JSON, and the results-relevant part
+           that stores must share to be resumed or merged), the schema version.
+  cells    one row a grid cell: id (stable hash of the resolved config), position in
+           the grid, victim spec, model name, victim sha256 and metadata (accuracy,
+           parameters), the resolved config JSON, units total, status.
+  units    one row a finished (cell, image chunk): the images selected, those attacked
+           (correctly classified), records written. Written in the same transaction as
+           the chunk's result rows, so a unit is either wholly in the store or absent.
+  results  one row a (cell, image_index, target), UNIQUE on that key; a column per
+           record field (`pixels` as JSON text; unknown record fields go to `extra`).
+  runs     one row a `sweep` / `merge` invocation: command, shard, host, log file.
+
+A kill at any moment loses at most the units in flight: SQLite's journal rolls back a
+torn transaction, and a rerun skips every unit already in `units`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = "1"
+
+# Result columns in record order (deattack.attack.runner.SlotRunner._finish and
+# deattack.attack.api._screen_nonfinite), with their SQL types.
+RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("image_index", "INTEGER NOT NULL"),
+    ("target", "INTEGER NOT NULL"),
+    ("true_label", "INTEGER"),
+    ("success", "INTEGER"),
+    ("status", "TEXT"),
+    ("queries", "INTEGER"),
+    ("generations", "INTEGER"),
+    ("best_fitness", "REAL"),
+    ("pixels", "TEXT"),  # JSON [[x, y, r, g, b], ...]
+    ("adversarial_prediction", "INTEGER"),
+    ("adversarial_confidence", "REAL"),
+    ("target_confidence", "REAL"),
+    ("true_confidence_after", "REAL"),
+    ("original_prediction", "INTEGER"),
+    ("original_confidence", "REAL"),
+)
+RECORD_FIELDS = tuple(name for name, _ in RESULT_COLUMNS)
+# Columns that say what a cell is, joined onto every exported row.
+CELL_EXPORT_FIELDS = ("victim", "model", "victim_sha256", "n_pixels", "mode", "targets", "fitness",
+                      "mutation", "crossover", "adaptation", "differential_weight", "crossover_rate",
+                      "population_size", "max_generations", "seed", "split")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cells (
+  cell_id TEXT PRIMARY KEY,
+  position INTEGER NOT NULL,
+  victim TEXT NOT NULL,
+  model TEXT,
+  victim_sha256 TEXT,
+  victim_metadata TEXT,
+  config TEXT NOT NULL,
+  units_total INTEGER NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending'
+);
+CREATE TABLE IF NOT EXISTS units (
+  cell_id TEXT NOT NULL,
+  chunk INTEGER NOT NULL,
+  n_selected INTEGER NOT NULL,
+  n_attacked INTEGER NOT NULL,
+  attacked TEXT NOT NULL,
+  n_records INTEGER NOT NULL,
+  wall_s REAL,
+  finished REAL,
+  PRIMARY KEY (cell_id, chunk)
+);
+CREATE TABLE IF NOT EXISTS results (
+  cell_id TEXT NOT NULL,
+  {", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)},
+  extra TEXT,
+  UNIQUE (cell_id, image_index, target)
+);
+CREATE TABLE IF NOT EXISTS runs (
+  run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  started REAL,
+  finished REAL,
+  shard TEXT,
+  command TEXT,
+  host TEXT,
+  pid INTEGER,
+  log TEXT
+);
+"""
+
+# Columns whose values must agree when two stores hold the same key (timings may differ).
+_UNIT_COMPARED = ("n_selected", "n_attacked", "attacked", "n_records")
+_CELL_COMPARED = ("position", "victim", "victim_sha256", "config", "units_total")
+_RESULT_COMPARED = (*RECORD_FIELDS, "extra")
+
+
+class StoreError(ValueError):
+    """A store that cannot be used as asked (another sweep, a conflict, not a store)."""
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)  # explicit BEGIN/COMMIT
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
+    connection.execute("PRAGMA busy_timeout=60000")
+    return connection
+
+
+class Store:
+    """An open results store. Use as a context manager, or call close().
+
+    Args:
+      path: the SQLite file (created with its folder when absent).
+      create: False to refuse a path that is not a store yet (report / export / merge inputs).
+    """
+
+    def __init__(self, path: str | os.PathLike, create: bool = True):
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise StoreError(f"{self.path} is not a results store (no such file)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.connection = _connect(self.path)
+            self.connection.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path} is not a usable SQLite results store: {error}") from None
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.connection
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    # --- meta -------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        return {row["key"]: row["value"] for row in self.connection.execute("SELECT key, value FROM meta")}
+
+    def sweep_config(self) -> dict[str, Any] | None:
+        text = self.meta().get("sweep_config")
+        return json.loads(text) if text else None
+
+    def sweep_key(self) -> dict[str, Any] | None:
+        text = self.meta().get("sweep_key")
+        return json.loads(text) if text else None
+
+    def initialize(self, sweep_config: dict[str, Any], sweep_key: dict[str, Any]) -> None:
+        """Writes the sweep's config into a new store, or checks an existing store holds
+        the same sweep (same results-relevant key; layout fields such as slots may differ).
+
+        Raises:
+          StoreError: the store holds another sweep (the message names the differing keys).
+        """
+        with self.transaction() as connection:
+            saved = self.sweep_key()
+            if saved is None:
+                connection.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
+                    ("schema_version", SCHEMA_VERSION),
+                    ("sweep_config", canonical_json(sweep_config)),
+                    ("sweep_key", canonical_json(sweep_key)),
+                    ("created", str(time.time())),
+                ])
+            elif canonical_json(saved) != canonical_json(sweep_key):
+                raise StoreError(
+                    f"{self.path} holds another sweep (differs in {differing_keys(saved, sweep_key)}); "
+                    "use a new --store, or the same sweep config to resume")
+
+    # --- cells and units --------------------------------------------------------------
+
+    def register_cell(self, cell_id: str, position: int, victim: str, model: str | None,
+                      victim_sha256: str | None, victim_metadata: dict[str, Any],
+                      config: dict[str, Any], units_total: int) -> None:
+        """Adds a cell, or checks the stored one (same config, same victim weights).
+
+        Raises:
+          StoreError: the victim's weights changed since this cell's rows were written.
+        """
+        with self.transaction() as connection:
+            row = connection.execute("SELECT * FROM cells WHERE cell_id = ?", (cell_id,)).fetchone()
+            if row is None:
+                connection.execute(
+                    "INSERT INTO cells (cell_id, position, victim, model, victim_sha256, victim_metadata,"
+                    " config, units_total, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                    (cell_id, position, victim, model, victim_sha256,
+                     canonical_json(victim_metadata), canonical_json(config), units_total))
+            elif row["victim_sha256"] != victim_sha256:
+                raise StoreError(
+                    f"victim {victim!r} changed since {self.path} was written (sha256 "
+                    f"{row['victim_sha256']} then, {victim_sha256} now); results would mix two "
+                    "models: restore that checkpoint or use a new --store")
+            elif row["config"] != canonical_json(config):
+                raise StoreError(f"cell {cell_id} in {self.path} has another config")
+
+    def cells(self) -> list[dict[str, Any]]:
+        rows = self.connection.execute("SELECT * FROM cells ORDER BY position").fetchall()
+        cells = []
+        for row in rows:
+            cell = dict(row)
+            cell["config"] = json.loads(cell["config"])
+            cell["victim_metadata"] = json.loads(cell["victim_metadata"] or "{}")
+            cells.append(cell)
+        return cells
+
+    def done_units(self) -> set[tuple[str, int]]:
+        return {(row[0], int(row[1])) for row in self.connection.execute("SELECT cell_id, chunk FROM units")}
+
+    def units(self) -> list[dict[str, Any]]:
+        rows = self.connection.execute("SELECT * FROM units ORDER BY cell_id, chunk").fetchall()
+        return [dict(row, attacked=json.loads(row["attacked"])) for row in rows]
+
+    def commit_unit(self, cell_id: str, chunk: int, n_selected: int, attacked: Sequence[int],
+                    records: Iterable[dict[str, Any]], wall_s: float) -> int:
+        """Writes one finished unit (its result rows and its `units` row) atomically.
+
+        Rows already present with equal values are skipped; a row that differs from the
+        stored one for the same (cell, image, target) raises (nothing of the unit is written).
+
+        Returns:
+          the number of result rows the unit holds.
+        """
+        rows = [result_row(cell_id, record) for record in records]
+        with self.transaction() as connection:
+            _insert_results(connection, rows, source=f"unit ({cell_id}, chunk {chunk})")
+            connection.execute(
+                "INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (cell_id, chunk, n_selected, len(attacked), canonical_json([int(i) for i in attacked]),
+                 len(rows), wall_s, time.time()))
+            _update_status(connection, [cell_id])
+        return len(rows)
+
+    # --- runs -------------------------------------------------------------------------
+
+    def start_run(self, kind: str, command: str, shard: str | None = None, log: str | None = None) -> int:
+        with self.transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO runs (kind, started, shard, command, host, pid, log) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (kind, time.time(), shard, command, socket.gethostname(), os.getpid(), log))
+            return int(cursor.lastrowid)
+
+    def finish_run(self, run_id: int) -> None:
+        with self.transaction() as connection:
+            connection.execute("UPDATE runs SET finished = ? WHERE run_id = ?", (time.time(), run_id))
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.connection.execute("SELECT * FROM runs ORDER BY run_id")]
+
+    # --- reading ----------------------------------------------------------------------
+
+    def results(self, cell_id: str | None = None) -> list[dict[str, Any]]:
+        """Result rows as records (success as bool, pixels decoded), with `cell_id`."""
+        query = "SELECT * FROM results"
+        arguments: tuple = ()
+        if cell_id is not None:
+            query += " WHERE cell_id = ?"
+            arguments = (cell_id,)
+        query += " ORDER BY cell_id, image_index, target"
+        return [row_to_record(row) for row in self.connection.execute(query, arguments)]
+
+    def count(self, table: str = "results") -> int:
+        if table not in ("results", "cells", "units", "runs"):
+            raise ValueError(f"unknown table {table!r}")
+        return int(self.connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def result_row(cell_id: str, record: dict[str, Any]) -> tuple:
+    """A record as a `results` row: (cell_id, RECORD_FIELDS..., extra)."""
+    values = []
+    for name in RECORD_FIELDS:
+        value = record.get(name)
+        if name == "pixels":
+            value = canonical_json(value if value is not None else [])
+        elif name == "success":
+            value = int(bool(value))
+        values.append(value)
+    extra = {k: v for k, v in record.items() if k not in RECORD_FIELDS and k != "cell_id"}
+    return (cell_id, *values, canonical_json(extra) if extra else None)
+
+
+def row_to_record(row: sqlite3.Row) -> dict[str, Any]:
+    record = dict(row)
+    record["success"] = bool(record["success"])
+    record["pixels"] = json.loads(record["pixels"]) if record["pixels"] else []
+    extra = record.pop("extra")
+    if extra:
+        record.update(json.loads(extra))
+    return record
+
+
+_RESULT_NAMES = ("cell_id", *RECORD_FIELDS, "extra")
+_INSERT_RESULT = (f"INSERT OR IGNORE INTO results ({', '.join(_RESULT_NAMES)}) "
+                  f"VALUES ({', '.join('?' * len(_RESULT_NAMES))})")
+
+
+def _insert_results(connection: sqlite3.Connection, rows: list[tuple], source: str) -> None:
+    for row in rows:
+        cursor = connection.execute(_INSERT_RESULT, row)
+        if cursor.rowcount == 0:  # the key is there: equal values are a duplicate, others a conflict
+            stored = connection.execute(
+                f"SELECT {', '.join(_RESULT_NAMES)} FROM results WHERE cell_id = ? AND image_index = ? "
+                "AND target = ?", (row[0], row[1], row[2])).fetchone()
+            if tuple(stored) != row:
+                differing = [name for name, a, b in zip(_RESULT_NAMES, stored, row) if a != b]
+                raise StoreError(f"{source}: conflicting result for cell {row[0]}, image {row[1]}, "
+                                 f"target {row[2]} (differs in {differing})")
+
+
+def _update_status(connection: sqlite3.Connection, cell_ids: Iterable[str] | None = None) -> None:
+    query = ("UPDATE cells SET status = CASE WHEN (SELECT COUNT(*) FROM units u WHERE u.cell_id = "
+             "cells.cell_id) >= units_total THEN 'done' WHEN (SELECT COUNT(*) FROM units u WHERE "
+             "u.cell_id = cells.cell_id) > 0 THEN 'partial' ELSE 'pending' END")
+    if cell_ids is None:
+        connection.execute(query)
+    else:
+        connection.executemany(query + " WHERE cell_id = ?", [(c,) for c in cell_ids])
+
+
+def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted paths where two JSON-like values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = []
+        for key in sorted(set(a) | set(b)):
+            keys.extend(differing_keys(a.get(key), b.get(key), f"{prefix}{key}."))
+        return keys
+    return [] if a == b else [prefix.rstrip(".") or "(root)"]
+
+
+# --- merge ----------------------------------------------------------------------------
+
+
+def merge(out: str | os.PathLike, inputs: Sequence[str | os.PathLike], command: str = "") -> dict[str, int]:
+    """Combines stores of one sweep (e.g. its shards) into `out`.
+
+    Identical rows are kept once; all inputs (and `out`, when it exists) must hold the
+    same sweep. The merge is written to a temporary file that replaces `out` only when
+    every input went in, so a refused or killed merge leaves `out` as it was.
+
+    Returns:
+      counts of cells, units and result rows in `out`.
+
+    Raises:
+      StoreError: an input is not a store, holds another sweep, or holds a row that
+        conflicts with another input's row for the same (cell, image, target).
+    """
+    out = Path(out)
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise StoreError("merge needs at least one input store")
+    resolved_out = out.resolve()
+    for path in paths:
+        if path.resolve() == resolved_out:
+            raise StoreError(f"input {path} is the output; merge into a new file")
+    keys, configs = [], []
+    for path in paths + ([out] if out.exists() else []):
+        with Store(path, create=False) as store:
+            key, config = store.sweep_key(), store.sweep_config()
+        if key is None:
+            raise StoreError(f"{path} holds no sweep (empty or not a sweep store)")
+        if keys and canonical_json(key) != canonical_json(keys[0][1]):
+            raise StoreError(f"{path} holds another sweep than {keys[0][0]} (differs in "
+                             f"{differing_keys(keys[0][1], key)}); refusing to merge")
+        keys.append((path, key))
+        configs.append(config)
+
+    temporary = out.with_name(f".{out.name}.merging-{os.getpid()}")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{temporary}{suffix}").unlink(missing_ok=True)
+    try:
+        if out.exists():
+            with Store(out, create=False) as existing:  # a consistent copy, WAL included
+                target = sqlite3.connect(str(temporary))
+                existing.connection.backup(target)
+                target.close()
+        with Store(temporary) as store:
+            store.initialize(configs[0], keys[0][1])
+            for path in paths:
+                _merge_one(store, path)
+            with store.transaction() as connection:
+                _update_status(connection)
+                connection.execute(
+                    "INSERT INTO runs (kind, started, finished, shard, command, host, pid, log) "
+                    "VALUES ('merge', ?, ?, NULL, ?, ?, ?, NULL)",
+                    (time.time(), time.time(), command or f"merge {out} {' '.join(map(str, paths))}",
+                     socket.gethostname(), os.getpid()))
+            counts = {table: store.count(table) for table in ("cells", "units", "results")}
+            store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        os.replace(temporary, out)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{out}{suffix}").unlink(missing_ok=True)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{temporary}{suffix}").unlink(missing_ok=True)
+    return counts
+
+
+def _conflicts(connection: sqlite3.Connection, table: str, key: Sequence[str],
+               compared: Sequence[str]) -> sqlite3.Row | None:
+    on = " AND ".join(f"m.{k} = s.{k}" for k in key)
+    differ = " OR ".join(f"m.{c} IS NOT s.{c}" for c in compared)
+    return connection.execute(
+        f"SELECT {', '.join('s.' + k for k in key)} FROM src.{table} s JOIN main.{table} m ON {on} "
+        f"WHERE {differ} LIMIT 1").fetchone()
+
+
+def _merge_one(store: Store, path: Path) -> None:
+    with Store(path, create=False):  # a store (not any file); ATTACH below reads its WAL too
+        pass
+    connection = store.connection
+    connection.execute("ATTACH DATABASE ? AS src", (str(path),))
+    try:
+        with store.transaction():
+            for table, key, compared in (("cells", ("cell_id",), _CELL_COMPARED),
+                                         ("units", ("cell_id", "chunk"), _UNIT_COMPARED),
+                                         ("results", ("cell_id", "image_index", "target"), _RESULT_COMPARED)):
+                clash = _conflicts(connection, table, key, compared)
+                if clash is not None:
+                    where = ", ".join(f"{k}={clash[i]!r}" for i, k in enumerate(key))
+                    raise StoreError(f"{path}: {table} row ({where}) conflicts with another input's; "
+                                     "refusing to merge")
+            connection.execute("INSERT OR IGNORE INTO main.cells SELECT * FROM src.cells")
+            connection.execute("INSERT OR IGNORE INTO main.units SELECT * FROM src.units")
+            columns = ", ".join(_RESULT_NAMES)
+            connection.execute(f"INSERT OR IGNORE INTO main.results ({columns}) SELECT {columns} FROM src.results")
+            connection.execute(
+                "INSERT INTO main.runs (kind, started, finished, shard, command, host, pid, log) "
+                "SELECT kind, started, finished, shard, command, host, pid, log FROM src.runs ORDER BY run_id")
+    finally:
+        connection.execute("DETACH DATABASE src")
+
+
+# --- export ---------------------------------------------------------------------------
+
+
+def export_rows(store: Store) -> list[dict[str, Any]]:
+    """Every result row joined with what its cell is (victim, pixel count, mode, operators...).
+    `pixels` stays JSON text; `n_pixels` is the pixel count K."""
+    cells = {cell["cell_id"]: cell for cell in store.cells()}
+    rows = []
+    for row in store.connection.execute(
+            f"SELECT {', '.join(_RESULT_NAMES)} FROM results ORDER BY cell_id, image_index, target"):
+        row = dict(row)
+        cell = cells[row["cell_id"]]
+        attack = cell["config"]["attack"]
+        described = {
+            "victim": cell["victim"], "model": cell["model"], "victim_sha256": cell["victim_sha256"],
+            "n_pixels": attack["pixels"], "split": cell["config"]["images"]["split"],
+            **{k: attack[k] for k in CELL_EXPORT_FIELDS if k in attack},
+        }
+        rows.append({"cell_id": row["cell_id"], **{k: described.get(k) for k in CELL_EXPORT_FIELDS},
+                     **{k: row[k] for k in RECORD_FIELDS}, "extra": row["extra"]})
+    return rows
+
+
+def export(store_path: str | os.PathLike, out: str | os.PathLike, format: str | None = None) -> Path:
+    """Writes every result row (with its cell's description) to CSV or Parquet.
+
+    Args:
+      format: "csv" or "parquet"; default from `out`'s suffix. Parquet needs pyarrow.
+
+    Returns:
+      the written path.
+    """
+    out = Path(out)
+    format = format or ("parquet" if out.suffix == ".parquet" else "csv")
+    if format not in ("csv", "parquet"):
+        raise ValueError(f"format={format!r} is unknown; known: csv, parquet")
+    with Store(store_path, create=False) as store:
+        rows = export_rows(store)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["cell_id", *CELL_EXPORT_FIELDS, *RECORD_FIELDS, "extra"]
+    if format == "parquet":
+        try:
+            import pyarrow
+            import pyarrow.parquet
+        except ImportError:
+            raise ValueError("Parquet export needs pyarrow (pip install pyarrow); use --format csv") from None
+        table = pyarrow.Table.from_pylist(rows) if rows else pyarrow.table({c: [] for c in columns})
+        pyarrow.parquet.write_table(table, out)
+        return out
+    with open(out, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return out

@@ -1,0 +1,519 @@
+"""A sweep: a grid of attack settings x victims over one image set, run as resumable,
+shardable units into a SQLite results store (deattack.store).
+
+    config = SweepConfig(victims=("lenet",), pixels=(1, 3, 5), modes=("untargeted", "targeted"))
+    cells = expand(config)         # victims x pixels x modes x mutations x crossovers x adaptations x seeds
+    run_sweep(config, "runs/sweep/x.sqlite", shard=(0, 2))   # half the units; rerun resumes
+
+A unit is (cell, chunk of `chunk_images` consecutive images of the image set); it is
+one batched `attack()` call and one store transaction. The unit list depends on the
+config alone (not on the victims' predictions), so `--shard i/n` (unit u goes to shard
+u mod n) splits the same work the same way in every job, and the shards' stores merge
+into exactly the unsharded store (`deattack.store.merge`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deattack.attack.config import AttackConfig
+from deattack.store import Store, canonical_json
+
+# Grid keys of a SweepConfig, in expansion order (the first varies slowest), and the
+# AttackConfig field each one sets.
+GRID_KEYS: dict[str, str] = {
+    "victims": "",
+    "pixels": "pixels",
+    "modes": "mode",
+    "mutations": "mutation",
+    "crossovers": "crossover",
+    "adaptations": "adaptation",
+    "seeds": "seed",
+}
+# Fields of AttackConfig that do not change results (how problems are laid out on the device).
+LAYOUT_FIELDS = ("slots", "chunk_generations", "microbatch", "refill")
+# Targeted "random" in a sweep: each image's target comes from its own stream
+# default_rng([seed, image_index]), so it does not depend on which other images share its
+# attack() call (deattack.attack.runner.build_problems draws targets in batch order).
+RANDOM_TARGET_RULE = "numpy default_rng([seed, image_index]).integers(C - 1), skipping the label"
+
+log = logging.getLogger("deattack.sweep")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSet:
+    """The images every cell attacks: `count` consecutive images of `split` from `start`.
+
+    Attributes:
+      correct_only: attack only the images the cell's victim classifies correctly (as the
+        papers do); the others are counted (units.n_selected) but not attacked.
+    """
+
+    split: str = "test"
+    start: int = 0
+    count: int = 100
+    correct_only: bool = True
+
+    def __post_init__(self):
+        from deattack.data import SPLITS
+
+        if self.split not in SPLITS:
+            raise ValueError(f"images.split={self.split!r} is unknown; known: {', '.join(SPLITS)}")
+        for field in ("start", "count"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if field == "start" else 1):
+                raise ValueError(f"images.{field} must be an integer >= {0 if field == 'start' else 1}, "
+                                 f"got {value!r}")
+        if not isinstance(self.correct_only, bool):
+            raise ValueError(f"images.correct_only must be True or False, got {self.correct_only!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    """A grid of attacks. Every combination of the grid keys is one cell.
+
+    Attributes:
+      name: a label for logs and reports.
+      victims: shipped victim names ("lenet", "resnet20") or checkpoint paths.
+      pixels, modes, mutations, crossovers, adaptations, seeds: grid values of the
+        AttackConfig fields pixels, mode, mutation, crossover, adaptation, seed.
+      images: the image set (deattack.sweep.ImageSet).
+      attack: every other AttackConfig field, shared by all cells (population_size,
+        max_generations, targets "all"/"random", differential_weight, ...). Its grid
+        fields must stay at their defaults: the grid sets them.
+      chunk_images: images per unit (one attack() call, one store commit).
+    """
+
+    name: str = "sweep"
+    victims: tuple[str, ...] = ("resnet20",)
+    pixels: tuple[int, ...] = (1,)
+    modes: tuple[str, ...] = ("untargeted",)
+    mutations: tuple[str, ...] = ("rand/1",)
+    crossovers: tuple[str, ...] = ("none",)
+    adaptations: tuple[str, ...] = ("constant",)
+    seeds: tuple[int, ...] = (0,)
+    images: ImageSet = ImageSet()
+    attack: AttackConfig = AttackConfig()
+    chunk_images: int = 16
+
+    def __post_init__(self):
+        for key, field in GRID_KEYS.items():
+            values = _as_tuple(getattr(self, key))
+            object.__setattr__(self, key, values)
+            if not values:
+                raise ValueError(f"sweep key {key!r} is empty: the grid would have no cells")
+            if len(set(values)) != len(values):
+                raise ValueError(f"sweep key {key!r} repeats a value: {values!r}")
+            for value in values:
+                if key == "victims":
+                    if not isinstance(value, str) or not value:
+                        raise ValueError(f"sweep key 'victims': {value!r} is not a victim name or path")
+                    continue
+                try:
+                    dataclasses.replace(self.attack, **{field: value})
+                except (ValueError, TypeError) as error:
+                    raise ValueError(f"sweep key {key!r}: value {value!r} is invalid: {error}") from None
+        if not isinstance(self.images, ImageSet):
+            raise ValueError(f"sweep key 'images' must be an ImageSet, got {type(self.images).__name__}")
+        if not isinstance(self.attack, AttackConfig):
+            raise ValueError(f"sweep key 'attack' must be an AttackConfig, got {type(self.attack).__name__}")
+        defaults = AttackConfig()
+        for key, field in GRID_KEYS.items():
+            if field and getattr(self.attack, field) != getattr(defaults, field):
+                raise ValueError(f"sweep key 'attack.{field}' is set by the grid key {key!r}; "
+                                 f"set {key}=... instead")
+        if not isinstance(self.chunk_images, int) or self.chunk_images < 1:
+            raise ValueError(f"sweep key 'chunk_images' must be an integer >= 1, got {self.chunk_images!r}")
+        for combination in self._combinations():  # e.g. population too small for a mutation
+            try:
+                self._attack_config(combination)
+            except ValueError as error:
+                named = ", ".join(f"{k}={v!r}" for k, v in zip(GRID_KEYS, combination))
+                raise ValueError(f"sweep cell ({named}) is invalid: {error}") from None
+
+    def _combinations(self):
+        return itertools.product(*(getattr(self, key) for key in GRID_KEYS))
+
+    def _attack_config(self, combination: Sequence[Any]) -> AttackConfig:
+        fields = {GRID_KEYS[k]: v for k, v in zip(GRID_KEYS, combination) if GRID_KEYS[k]}
+        return dataclasses.replace(self.attack, **fields)
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def key(self) -> dict[str, Any]:
+        """What must match for two stores to hold the same sweep: all but the name and
+        the attack's device layout (slots, chunking), which do not change results."""
+        data = self.to_json()
+        data.pop("name")
+        data["attack"] = {k: v for k, v in data["attack"].items() if k not in LAYOUT_FIELDS}
+        data["random_targets"] = RANDOM_TARGET_RULE
+        return data
+
+
+def _as_tuple(value: Any) -> tuple:
+    if isinstance(value, str):  # "--set modes=untargeted,targeted"
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return (value,)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One grid point: a victim, a resolved AttackConfig, the image set."""
+
+    position: int
+    victim: str
+    attack: AttackConfig
+    images: ImageSet
+
+    def config(self) -> dict[str, Any]:
+        """The resolved config stored in `cells.config` (its results-relevant part is hashed)."""
+        return {"victim": self.victim, "attack": dataclasses.asdict(self.attack),
+                "images": dataclasses.asdict(self.images)}
+
+    @property
+    def cell_id(self) -> str:
+        """Stable hash of what changes results: victim, attack search key, image set."""
+        key = {"victim": self.victim, "attack": self.attack.search_key(),
+               "images": dataclasses.asdict(self.images)}
+        if self.attack.mode == "targeted" and self.attack.targets == "random":
+            key["random_targets"] = RANDOM_TARGET_RULE
+        return hashlib.sha256(canonical_json(key).encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        a = self.attack
+        return (f"{self.victim} {a.pixels}px {a.mode} {a.mutation}+{a.crossover}+{a.adaptation} "
+                f"seed {a.seed}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """Cell x chunk: images [start, stop) of the split; one attack() call, one commit."""
+
+    cell: Cell
+    chunk: int
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+def expand(config: SweepConfig) -> list[Cell]:
+    """The grid's cells, in a fixed order: victims, pixels, modes, mutations, crossovers,
+    adaptations, seeds (the first varies slowest)."""
+    return [Cell(position, combination[0], config._attack_config(combination), config.images)
+            for position, combination in enumerate(config._combinations())]
+
+
+def units_of(config: SweepConfig, cells: Sequence[Cell] | None = None) -> list[Unit]:
+    """All units of the sweep, cell-major, chunks in image order."""
+    cells = expand(config) if cells is None else cells
+    first, count, size = config.images.start, config.images.count, config.chunk_images
+    return [Unit(cell, chunk, first + offset, first + min(offset + size, count))
+            for cell in cells for chunk, offset in enumerate(range(0, count, size))]
+
+
+def parse_shard(text: str | tuple[int, int]) -> tuple[int, int]:
+    """"i/n" (0 <= i < n) -> (i, n)."""
+    if isinstance(text, tuple):
+        index, count = text
+    else:
+        try:
+            index_text, count_text = str(text).split("/")
+            index, count = int(index_text), int(count_text)
+        except ValueError:
+            raise ValueError(f"shard must be i/n with integers 0 <= i < n, got {text!r}") from None
+    if not (count >= 1 and 0 <= index < count):
+        raise ValueError(f"shard must be i/n with integers 0 <= i < n, got {index}/{count}")
+    return index, count
+
+
+def shard_units(units: Sequence[Unit], shard: tuple[int, int]) -> list[Unit]:
+    """Unit u goes to shard u mod n: n shards cover every unit exactly once, and each
+    shard gets a share of every cell (balanced when cells differ in cost)."""
+    index, count = parse_shard(shard)
+    return list(units[index::count])
+
+
+def random_targets(seed: int, image_indices: Sequence[int], labels: Sequence[int],
+                   num_classes: int) -> np.ndarray:
+    """One random class other than the label for each image, from its own stream
+    (RANDOM_TARGET_RULE), so a target does not depend on the chunking."""
+    targets = []
+    for index, label in zip(image_indices, labels):
+        choice = int(np.random.default_rng([int(seed), int(index)]).integers(num_classes - 1))
+        targets.append(choice + (choice >= int(label)))
+    return np.asarray(targets, np.int64)
+
+
+def victim_fingerprint(victim) -> str:
+    """The checkpoint's sha256 when it has one, else a sha256 of the weights' bytes."""
+    recorded = victim.metadata.get("sha256")
+    if recorded:
+        return str(recorded)
+    import jax
+
+    digest = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(victim.variables)[0]:
+        array = np.asarray(leaf)
+        digest.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return "weights:" + digest.hexdigest()
+
+
+@dataclasses.dataclass
+class SweepProgress:
+    """Whole-sweep progress (this shard), passed to `on_progress` after every unit."""
+
+    cells_total: int
+    units_total: int
+    images_total: int  # images in the shard's units (selected, before the correct-only filter)
+    cells_done: int = 0
+    units_done: int = 0  # including units found done in the store
+    units_resumed: int = 0
+    images_done: int = 0
+    images_this_run: int = 0
+    problems_this_run: int = 0
+    successes_this_run: int = 0
+    started: float = dataclasses.field(default_factory=time.time)
+    last_unit: str = ""
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.time() - self.started
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images_this_run / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        rate = self.images_per_s
+        remaining = self.images_total - self.images_done
+        return remaining / rate if rate > 0 else (0.0 if remaining == 0 else None)
+
+
+def default_store_path(config_spec: str, shard: tuple[int, int] = (0, 1)) -> Path:
+    """runs/sweep/<config file stem>[-variant][-shard-i-of-n].sqlite"""
+    path_text, _, variant = config_spec.partition(":")
+    name = Path(path_text).stem + (f"-{variant}" if variant else "")
+    if shard[1] > 1:
+        name += f"-shard-{shard[0]}-of-{shard[1]}"
+    return Path("runs") / "sweep" / f"{name}.sqlite"
+
+
+def default_log_path(store_path: str | os.PathLike) -> Path:
+    """A log file per run next to the store: STORE.run-YYYYmmdd-HHMMSS-PID.log"""
+    store_path = Path(store_path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return store_path.with_name(f"{store_path.name}.run-{stamp}-{os.getpid()}.log")
+
+
+def run_sweep(
+    config: SweepConfig,
+    store_path: str | os.PathLike,
+    *,
+    shard: tuple[int, int] | str = (0, 1),
+    victims: Mapping[str, Any] | None = None,
+    datasets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    on_progress: Callable[[SweepProgress], None] | None = None,
+    on_unit: Callable[[Unit, int], None] | None = None,
+    log_path: str | os.PathLike | None = None,
+    command: str = "",
+) -> dict[str, Any]:
+    """Runs this shard's units of the sweep into the store; units already there are skipped.
+
+    Everything is checked before any attack runs: the config (on construction), the
+    shard, that the store holds this sweep (or is new), that every victim loads and the
+    image range fits the split.
+
+    Args:
+      config: the SweepConfig.
+      store_path: the SQLite store (created when absent; resumed when present).
+      shard: (i, n) or "i/n": run units u with u mod n == i.
+      victims: optional name -> deattack.victim.Victim, used instead of loading those names.
+      datasets: optional split -> (images, labels), used instead of deattack.data.load_split.
+      on_progress: called with a SweepProgress after every unit (and once at the start).
+      on_unit: called with (unit, rows written) after each unit is committed.
+      log_path: this run's log file (default: next to the store, see default_log_path).
+      command: the command line, recorded in the store's `runs` table and the log.
+
+    Returns:
+      counts: units_total, units_run, units_resumed, rows_written, rows_in_store, wall_s.
+
+    Raises:
+      ValueError: bad shard, a store of another sweep, a victim that does not load or
+        changed since the store was written, an image range outside the split.
+    """
+    from deattack.attack.api import attack
+
+    shard = parse_shard(shard)
+    cells = expand(config)
+    units = shard_units(units_of(config, cells), shard)
+    store_path = Path(store_path)
+    log_path = Path(log_path) if log_path else default_log_path(store_path)
+    store = Store(store_path)
+    handler = _file_handler(log_path)
+    started = time.time()
+    try:
+        store.initialize(config.to_json(), config.key())
+        log.info("sweep %s: shard %d/%d, %d of %d units, store %s, command %r", config.name, shard[0],
+                 shard[1], len(units), len(units_of(config, cells)), store_path, command)
+        log.info("config %s", canonical_json(config.to_json()))
+        done = store.done_units()
+        pending = [u for u in units if (u.cell.cell_id, u.chunk) not in done]
+        loaded = _load_victims(config, {u.cell.victim for u in units}, victims)
+        split_data = _load_split(config.images, datasets)
+        units_per_cell = -(-config.images.count // config.chunk_images)
+        for cell in {u.cell.position: u.cell for u in units}.values():
+            victim = loaded[cell.victim]
+            store.register_cell(cell.cell_id, cell.position, cell.victim, victim.name, victim_fingerprint(victim),
+                                _metadata_summary(victim), cell.config(), units_per_cell)
+        run_id = store.start_run("sweep", command, shard=f"{shard[0]}/{shard[1]}", log=str(log_path))
+
+        progress = SweepProgress(cells_total=len({u.cell.cell_id for u in units}), units_total=len(units),
+                                 images_total=sum(u.size for u in units))
+        remaining_per_cell: dict[str, int] = {}
+        for unit in units:
+            remaining_per_cell[unit.cell.cell_id] = remaining_per_cell.get(unit.cell.cell_id, 0) + 1
+        for unit in units:
+            if (unit.cell.cell_id, unit.chunk) in done:
+                _count_done(progress, remaining_per_cell, unit)
+                progress.units_resumed += 1
+        if progress.units_resumed:
+            log.info("resuming: %d units already in the store", progress.units_resumed)
+        if on_progress is not None:
+            on_progress(progress)
+
+        images, labels = split_data
+        correct: dict[str, np.ndarray] = {}
+        rows_written = 0
+        for unit in pending:
+            unit_started = time.time()
+            victim = loaded[unit.cell.victim]
+            selected = np.arange(unit.start, unit.stop, dtype=np.int64)
+            if config.images.correct_only:
+                if unit.cell.victim not in correct:  # once per victim, over the whole image set
+                    correct[unit.cell.victim] = _correct_mask(victim, images, labels, config.images)
+                chosen = selected[correct[unit.cell.victim][selected - config.images.start]]
+            else:
+                chosen = selected
+            records: list[dict[str, Any]] = []
+            if len(chosen):
+                cell_attack = unit.cell.attack
+                targets = None
+                if cell_attack.mode == "targeted" and cell_attack.targets == "random":
+                    targets = random_targets(cell_attack.seed, chosen, labels[chosen], _num_classes(victim))
+                result = attack(victim, images[chosen], labels[chosen], cell_attack, targets=targets,
+                                image_indices=chosen)
+                records = result.records
+            wall = time.time() - unit_started
+            written = store.commit_unit(unit.cell.cell_id, unit.chunk, len(selected), chosen.tolist(), records,
+                                        wall)
+            rows_written += written
+            successes = sum(bool(r["success"]) for r in records)
+            _count_done(progress, remaining_per_cell, unit)
+            progress.images_this_run += unit.size
+            progress.problems_this_run += len(records)
+            progress.successes_this_run += successes
+            progress.last_unit = f"{unit.cell.describe()} images {unit.start}-{unit.stop - 1}"
+            log.info("unit done: cell %s (%s) chunk %d images [%d, %d): %d attacked, %d rows, %d successes, "
+                     "%.2f s", unit.cell.cell_id, unit.cell.describe(), unit.chunk, unit.start, unit.stop,
+                     len(chosen), written, successes, wall)
+            if on_unit is not None:
+                on_unit(unit, written)
+            if on_progress is not None:
+                on_progress(progress)
+        store.finish_run(run_id)
+        summary = {"units_total": len(units), "units_run": len(pending), "units_resumed": progress.units_resumed,
+                   "rows_written": rows_written, "rows_in_store": store.count("results"),
+                   "cells_done": progress.cells_done, "cells_total": progress.cells_total,
+                   "wall_s": round(time.time() - started, 3), "store": str(store_path), "log": str(log_path)}
+        log.info("finished: %s", json.dumps(summary))
+        return summary
+    except BaseException as error:
+        log.error("stopped: %s: %s", type(error).__name__, error)
+        raise
+    finally:
+        store.close()
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _count_done(progress: SweepProgress, remaining_per_cell: dict[str, int], unit: Unit) -> None:
+    progress.units_done += 1
+    progress.images_done += unit.size
+    remaining_per_cell[unit.cell.cell_id] -= 1
+    if remaining_per_cell[unit.cell.cell_id] == 0:
+        progress.cells_done += 1
+
+
+def _file_handler(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def _load_victims(config: SweepConfig, names: set[str], given: Mapping[str, Any] | None) -> dict[str, Any]:
+    from deattack.victim import load_victim
+
+    loaded = {}
+    for name in sorted(names):
+        if given is not None and name in given:
+            loaded[name] = given[name]
+            continue
+        try:
+            loaded[name] = load_victim(name)
+        except ValueError as error:  # CheckpointError is a ValueError
+            raise ValueError(f"sweep key 'victims': {name!r} does not load: {error}") from None
+    return loaded
+
+
+def _load_split(images: ImageSet, given: Mapping[str, tuple[np.ndarray, np.ndarray]] | None):
+    from deattack import data
+
+    if given is not None and images.split in given:
+        split_images, split_labels = given[images.split]
+    else:
+        split_images, split_labels = data.load_split(images.split)
+    if images.start + images.count > len(split_labels):
+        raise ValueError(f"sweep key 'images.count': images [{images.start}, {images.start + images.count}) "
+                         f"do not fit split {images.split!r} of {len(split_labels)} images")
+    return np.asarray(split_images), np.asarray(split_labels)
+
+
+def _correct_mask(victim, images: np.ndarray, labels: np.ndarray, image_set: ImageSet) -> np.ndarray:
+    from deattack.victim import correctly_classified
+
+    span = slice(image_set.start, image_set.start + image_set.count)
+    return np.asarray(correctly_classified(victim, images[span], labels[span]), bool)
+
+
+def _metadata_summary(victim) -> dict[str, Any]:
+    """What reports need from a victim's metadata (accuracy, parameters, training recipe)."""
+    keep = ("model", "params", "test_accuracy", "test_images", "epochs_done", "sha256", "config")
+    return {k: victim.metadata[k] for k in keep if k in victim.metadata}
+
+
+def _num_classes(victim) -> int:
+    from deattack.victim import predict
+
+    return int(predict(victim, np.zeros((1, 32, 32, 3), np.float32), batch_size=1).shape[-1])
