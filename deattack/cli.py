@@ -231,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override any AttackConfig field, e.g. --set confidence=0.5")
     attack.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     attack.set_defaults(run=_attack)
+
+    from deattack.cli_sweep import add_sweep_commands
+
+    add_sweep_commands(commands)
     return parser
 
 

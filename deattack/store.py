@@ -102,7 +102,7 @@ CREATE TABLE IF NOT EXISTS runs (
 
 # Columns whose values must agree when two stores hold the same key (timings may differ).
 _UNIT_COMPARED = ("n_selected", "n_attacked", "attacked", "n_records")
-_CELL_COMPARED = ("position", "victim", "victim_sha256", "config", "units_total")
+_CELL_COMPARED = ("position", "victim", "victim_sha256", "units_total")  # config: may differ in layout
 _RESULT_COMPARED = (*RECORD_FIELDS, "extra")
 
 
@@ -201,7 +201,8 @@ class Store:
     def register_cell(self, cell_id: str, position: int, victim: str, model: str | None,
                       victim_sha256: str | None, victim_metadata: dict[str, Any],
                       config: dict[str, Any], units_total: int) -> None:
-        """Adds a cell, or checks the stored one (same config, same victim weights).
+        """Adds a cell, or checks the stored one has the same victim weights. (The id hashes
+        the results-relevant config; the stored config may differ in device layout.)
 
         Raises:
           StoreError: the victim's weights changed since this cell's rows were written.
@@ -219,8 +220,6 @@ class Store:
                     f"victim {victim!r} changed since {self.path} was written (sha256 "
                     f"{row['victim_sha256']} then, {victim_sha256} now); results would mix two "
                     "models: restore that checkpoint or use a new --store")
-            elif row["config"] != canonical_json(config):
-                raise StoreError(f"cell {cell_id} in {self.path} has another config")
 
     def cells(self) -> list[dict[str, Any]]:
         rows = self.connection.execute("SELECT * FROM cells ORDER BY position").fetchall()

@@ -49,6 +49,7 @@ LAYOUT_FIELDS = ("slots", "chunk_generations", "microbatch", "refill")
 RANDOM_TARGET_RULE = "numpy default_rng([seed, image_index]).integers(C - 1), skipping the label"
 
 log = logging.getLogger("deattack.sweep")
+log.propagate = False  # a run logs to its own file (next to the store); the CLI prints progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,6 +368,8 @@ def run_sweep(
     units = shard_units(units_of(config, cells), shard)
     store_path = Path(store_path)
     log_path = Path(log_path) if log_path else default_log_path(store_path)
+    loaded = _load_victims({u.cell.victim for u in units}, victims)
+    split_data = _load_split(config.images, datasets)
     store = Store(store_path)
     handler = _file_handler(log_path)
     started = time.time()
@@ -377,8 +380,6 @@ def run_sweep(
         log.info("config %s", canonical_json(config.to_json()))
         done = store.done_units()
         pending = [u for u in units if (u.cell.cell_id, u.chunk) not in done]
-        loaded = _load_victims(config, {u.cell.victim for u in units}, victims)
-        split_data = _load_split(config.images, datasets)
         units_per_cell = -(-config.images.count // config.chunk_images)
         for cell in {u.cell.position: u.cell for u in units}.values():
             victim = loaded[cell.victim]
@@ -432,9 +433,12 @@ def run_sweep(
             progress.problems_this_run += len(records)
             progress.successes_this_run += successes
             progress.last_unit = f"{unit.cell.describe()} images {unit.start}-{unit.stop - 1}"
+            eta = progress.eta_s
             log.info("unit done: cell %s (%s) chunk %d images [%d, %d): %d attacked, %d rows, %d successes, "
-                     "%.2f s", unit.cell.cell_id, unit.cell.describe(), unit.chunk, unit.start, unit.stop,
-                     len(chosen), written, successes, wall)
+                     "%.2f s; sweep: %d/%d units, %d/%d cells, %.2f images/s, ETA %s", unit.cell.cell_id,
+                     unit.cell.describe(), unit.chunk, unit.start, unit.stop, len(chosen), written, successes,
+                     wall, progress.units_done, progress.units_total, progress.cells_done, progress.cells_total,
+                     progress.images_per_s, "-" if eta is None else f"{eta:.0f} s")
             if on_unit is not None:
                 on_unit(unit, written)
             if on_progress is not None:
@@ -472,7 +476,7 @@ def _file_handler(path: Path) -> logging.Handler:
     return handler
 
 
-def _load_victims(config: SweepConfig, names: set[str], given: Mapping[str, Any] | None) -> dict[str, Any]:
+def _load_victims(names: set[str], given: Mapping[str, Any] | None) -> dict[str, Any]:
     from deattack.victim import load_victim
 
     loaded = {}

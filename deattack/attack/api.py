@@ -31,7 +31,7 @@ class AttackResults:
         return np.asarray([r["queries"] for r in self.records], np.int64)
 
 
-def validate_inputs(images: np.ndarray, labels: np.ndarray, num_classes: int,
+def validate_inputs(images: np.ndarray, labels: np.ndarray, num_classes: int | None,
                     targets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Checks shapes, dtypes, ranges and finiteness; returns float32 images, int labels.
 
@@ -50,6 +50,7 @@ def validate_inputs(images: np.ndarray, labels: np.ndarray, num_classes: int,
     labels = np.asarray(labels)
     if labels.shape != (images.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers of shape ({images.shape[0]},), got {labels.dtype} {labels.shape}")
+    num_classes = num_classes or np.iinfo(np.int32).max  # None: range checked once C is known
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must be in [0, {num_classes}), got range [{labels.min()}, {labels.max()}]")
     if targets is not None:
@@ -103,12 +104,18 @@ def attack(
     config = config or AttackConfig()
     if not isinstance(victim, Victim):
         victim = load_victim(str(victim))
-    num_classes = int(predict(victim, np.zeros((1, *np.shape(images)[1:]), np.float32), batch_size=1).shape[-1]) \
-        if len(images) else 10
+    validate_inputs(images, labels, None, targets)  # shapes and ranges before the victim runs
+    if targets is not None and config.mode != "targeted":
+        raise ValueError(f"targets were given but mode={config.mode!r}; use mode='targeted'")
+    images = np.asarray(images, np.float32)
+    clean_logits = predict(victim, images, batch_size=min(len(images), 256) or 1) if len(images) else None
+    num_classes = int(clean_logits.shape[-1]) if clean_logits is not None else 10
     images, labels = validate_inputs(images, labels, num_classes, targets)
     indices = np.arange(len(images)) if image_indices is None else np.asarray(image_indices, np.int64)
     if indices.shape != (len(images),):
         raise ValueError(f"image_indices must have shape ({len(images)},), got {indices.shape}")
+    if len(np.unique(indices)) != len(indices):
+        raise ValueError("image_indices must be distinct: they name records and seed PRNG streams")
 
     store = None
     if out is not None:
@@ -120,7 +127,6 @@ def attack(
                 if (p.image_index, p.target) not in done]
 
     started = time.time()
-    clean_logits = predict(victim, images, batch_size=min(len(images), 256) or 1) if len(images) else None
     runnable, records = _screen_nonfinite(problems, clean_logits)
     if store is not None:
         store.append(records)

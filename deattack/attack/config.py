@@ -112,6 +112,13 @@ class AttackConfig:
         return DEParams(differential_weight=float(self.differential_weight),
                         crossover_rate=float(self.crossover_rate))
 
+    def compile_key(self) -> "AttackConfig":
+        """This config with the fields that need no recompilation (seed, F, CR, host-side
+        layout) set to fixed values: the static argument of the jitted functions, so a
+        new seed or F reuses the compiled program (F and CR travel in DEParams)."""
+        return dataclasses.replace(self, seed=0, differential_weight=0.5, crossover_rate=0.9,
+                                   slots=1, chunk_generations=1, refill=True)
+
     def search_key(self) -> dict:
         """Fields that change results (not slots/chunking/microbatch/refill)."""
         layout = {"slots", "chunk_generations", "microbatch", "refill"}
@@ -120,6 +127,7 @@ class AttackConfig:
 
 def paper_config(pixels: int = 1, mode: str = "untargeted", **overrides) -> AttackConfig:
     """Su, Vargas & Sakurai (TEVC 2019): DE/rand/1, F = 0.5, no crossover, P = 400, 100 generations."""
-    return AttackConfig(pixels=pixels, mode=mode, mutation="rand/1", crossover="none",
-                        adaptation="constant", differential_weight=0.5, population_size=400,
-                        max_generations=100, init="paper", **overrides)
+    settings = dict(mutation="rand/1", crossover="none", adaptation="constant",
+                    differential_weight=0.5, population_size=400, max_generations=100, init="paper")
+    settings.update(overrides)
+    return AttackConfig(pixels=pixels, mode=mode, **settings)

@@ -50,7 +50,7 @@ def paper_population(key: jax.Array, population_size: int, num_pixels: int,
     """
     coordinate_key, colour_key = jax.random.split(key)
     shape = (population_size, num_pixels)
-    size = jnp.asarray([width, height], jnp.float32)
+    size = jnp.asarray([[[width, height]]], jnp.float32)  # [1, 1, 2]: per column and row
     coordinates = jax.random.uniform(coordinate_key, (*shape, 2)) * (size - _COORDINATE_TOP)
     colours = jnp.clip(128.0 + 127.0 * jax.random.normal(colour_key, (*shape, 3)), 0.0, 255.0)
     return jnp.concatenate([coordinates, colours], axis=-1).reshape(population_size, -1)
@@ -60,7 +60,8 @@ def uniform_population(key: jax.Array, population_size: int, num_pixels: int,
                        height: int = 32, width: int = 32) -> jax.Array:
     """Uniform in the box: [P, 5K]."""
     lower, upper = box(num_pixels, height, width)
-    return lower + jax.random.uniform(key, (population_size, lower.shape[0])) * (upper - lower)
+    uniform = jax.random.uniform(key, (population_size, lower.shape[0]))
+    return lower[None, :] + uniform * (upper - lower)[None, :]
 
 
 INITIALISATIONS = {"paper": paper_population, "uniform": uniform_population}

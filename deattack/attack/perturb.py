@@ -19,7 +19,14 @@ def apply_pixels(image: jax.Array, genes: jax.Array) -> jax.Array:
       [H, W, C] float32. Where two pixels share a location the later one wins.
     """
     columns_rows, colours = decode(genes)
-    return image.astype(jnp.float32).at[columns_rows[:, 1], columns_rows[:, 0]].set(colours)
+    # Scatter order of duplicate indices is unspecified in XLA (it differs by
+    # backend), so an earlier pixel overwritten by a later one at the same location
+    # is sent out of bounds and dropped: "later wins" on every device.
+    same = jnp.all(columns_rows[:, None, :] == columns_rows[None, :, :], axis=-1)
+    later = jnp.arange(genes.shape[-1] // 5)
+    overwritten = jnp.any(same & (later[None, :] > later[:, None]), axis=1)
+    rows = jnp.where(overwritten, image.shape[0], columns_rows[:, 1])
+    return image.astype(jnp.float32).at[rows, columns_rows[:, 0]].set(colours, mode="drop")
 
 
 def perturb_batch(images: jax.Array, candidates: jax.Array) -> jax.Array:

@@ -53,23 +53,35 @@ class ResultStore:
         self.records = self._read_and_repair()
 
     def _read_and_repair(self) -> list[dict[str, Any]]:
+        """Reads complete records; repairs what a kill can leave behind.
+
+        Everything from the first line that does not parse is a torn write: it is
+        truncated away (and recomputed on resume). A last record that parses but lost
+        its newline is kept and terminated, so the next append starts a new line.
+        """
         if not self.path.exists():
             return []
         raw = self.path.read_bytes()
+        records, kept_bytes, terminate = [], 0, False
         lines = raw.split(b"\n")
-        records, good_bytes = [], 0
-        for line in lines:
-            if not line.strip():
-                good_bytes += len(line) + 1
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a torn final write: keep everything before it
-            good_bytes += len(line) + 1
-        if good_bytes < len(raw):
+        for position, line in enumerate(lines):
+            is_last = position == len(lines) - 1
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    break
+                if not isinstance(record, dict):
+                    break
+                records.append(record)
+                terminate = is_last
+            kept_bytes += len(line) + (0 if is_last else 1)
+        if kept_bytes < len(raw):
             with open(self.path, "r+b") as stream:
-                stream.truncate(min(good_bytes, len(raw)))
+                stream.truncate(kept_bytes)
+        if terminate:
+            with open(self.path, "ab") as stream:
+                stream.write(b"\n")
         unique = {problem_key(r): r for r in records}
         return list(unique.values())
 

@@ -59,7 +59,6 @@ def build_problems(config: AttackConfig, labels: np.ndarray, image_indices: np.n
     """Untargeted: one problem an image. Targeted: the given targets, else "all" other
     classes (the paper's setting) or one "random" other class from the seed."""
     problems = []
-    rng = np.random.default_rng(config.seed)
     for row, (label, index) in enumerate(zip(labels, image_indices)):
         if config.mode == "untargeted":
             problems.append(Problem(row, int(index), int(label), -1))
@@ -69,7 +68,8 @@ def build_problems(config: AttackConfig, labels: np.ndarray, image_indices: np.n
             problems.extend(Problem(row, int(index), int(label), t)
                             for t in range(num_classes) if t != label)
         else:
-            choice = int(rng.integers(num_classes - 1))
+            # Each image's own stream: its target does not depend on the batch.
+            choice = int(np.random.default_rng([config.seed, int(index)]).integers(num_classes - 1))
             problems.append(Problem(row, int(index), int(label), choice + (choice >= label)))
     return problems
 
@@ -97,6 +97,7 @@ class SlotRunner:
                  images: np.ndarray, verify_fn: Callable[[np.ndarray], np.ndarray],
                  clean_logits: np.ndarray):
         self.config = config
+        self.static_config = config.compile_key()
         self.fitness = engine.make_fitness(config, apply_fn)
         self.params = config.de_params()
         self.variables = variables
@@ -115,7 +116,7 @@ class SlotRunner:
 
     def _init(self, problems: Sequence[Problem], size: int):
         arrays, keys = self._problem_arrays(problems, size)
-        state = engine.init_slots(self.config, self.fitness, self.params, keys, self.variables, arrays)
+        state = engine.init_slots(self.static_config, self.fitness, self.params, keys, self.variables, arrays)
         return state, arrays
 
     def run(self, problems: Sequence[Problem],
@@ -133,9 +134,9 @@ class SlotRunner:
         slots: list[Problem | None] = list(first)
         charged_before = np.zeros(num_slots, np.int64)
         while any(slot is not None for slot in slots):
-            state = engine.run_chunk(config, self.fitness, self.params, state, self.variables,
+            state = engine.run_chunk(self.static_config, self.fitness, self.params, state, self.variables,
                                      slot_arrays, config.chunk_generations)
-            status = jax.device_get(engine.slot_status(config, state))
+            status = jax.device_get(engine.slot_status(self.static_config, state))
             queries = status["queries"].astype(np.int64)
             filled = np.asarray([slot is not None for slot in slots])
             progress.queries += int(((queries - charged_before) * filled).sum())
@@ -195,7 +196,8 @@ class SlotRunner:
                 "status": status_text,
                 "queries": int(status["queries"][slot]),
                 "generations": int(status["generation"][slot]),
-                "best_fitness": float(status["best_fitness"][slot]),
+                "best_fitness": (float(status["best_fitness"][slot])
+                                 if np.isfinite(status["best_fitness"][slot]) else None),
                 "pixels": [[int(x), int(y), int(r), int(g), int(b)] for (x, y), (r, g, b)
                            in zip(columns_rows[i], colours[i])],
                 "adversarial_prediction": adversarial_class,

@@ -20,6 +20,6 @@ PIXEL_BOUNDS = (0.0, 255.0)
 def normalize(images: jnp.ndarray, dtype=jnp.float32) -> jnp.ndarray:
     """Maps [0, 255] NHWC images to zero-mean, unit-variance channels."""
     x = images.astype(dtype)
-    mean = jnp.asarray(CIFAR10_MEAN, dtype)
-    std = jnp.asarray(CIFAR10_STD, dtype)
+    mean = jnp.asarray(CIFAR10_MEAN, dtype).reshape(1, 1, 1, 3)
+    std = jnp.asarray(CIFAR10_STD, dtype).reshape(1, 1, 1, 3)
     return (x - mean) / std

@@ -1,100 +1,95 @@
-"""Shared fixtures of the attack tests: strict numerics and a victim with a known
-one-pixel weakness.
-
-The victim ("red-dot") predicts class 3 on every image, except that one pure red
-pixel (255, 0, 0) at column 12, row 20 (image[20, 12]) makes class 7 win. Its
-class-7 logit rises smoothly as some pixel gets redder and closer to that spot, so
-DE has a slope to follow, but only the exact location with r - g - b >= 243
-crosses the decision boundary.
+"""Shared fixtures of the attack tests: strict numerics, the red-dot victim (red_dot.py)
+and its attack runs, shared by several test files.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from deattack.attack import attack
 from deattack.victim import Victim
-
-WEAK_X, WEAK_Y = 12, 20  # x = column, y = row: the weak pixel is image[WEAK_Y, WEAK_X]
-TRUE_CLASS, WEAK_CLASS = 3, 7
-NUM_CLASSES = 10
-TRUE_LOGIT = 5.0  # class 3's fixed logit; every other class but 7 has logit 0
-THRESHOLD = 242.5 / 255.0  # class 7 wins iff score > THRESHOLD: r - g - b >= 243 at the spot
-GAIN = TRUE_LOGIT / THRESHOLD
-GREY = 128
+from .red_dot import (BASE_CONFIG, LAYOUTS, NUM_WEAKNESS_IMAGES, TARGETED_CONFIG, TARGETS,
+                      THREE_PIXEL_CONFIG, TRUE_CLASS, WEAK_CLASS, grey_images, make_victim)
 
 
-def location_weights(height: int = 32, width: int = 32) -> np.ndarray:
-    """[H, W] in (0, 1]: 1 at the weak pixel, <= 0.57 one pixel away.
-
-    A wide Gaussian (sigma 8) gives DE a slope from anywhere on the grid; a narrow one
-    (sigma 0.5) makes the exact location the only one that can reach the threshold.
-    """
-    rows, columns = np.mgrid[0:height, 0:width]
-    squared = (columns - WEAK_X) ** 2 + (rows - WEAK_Y) ** 2
-    return (0.5 * np.exp(-squared / (2 * 8.0**2)) + 0.5 * np.exp(-squared / (2 * 0.5**2))).astype(np.float32)
+# encoding.paper_population (line 54) and uniform_population (line 63) rely on implicit
+# rank promotion, so no attack can run with it set to "raise" (test_encoding.py holds the
+# xfail tests). Tests marked `allow_rank_promotion` (those that run the whole attack or
+# draw initial populations) allow it until that is fixed; every other test runs with
+# STYLE.md's strict numerics.
 
 
-def red_dot_score(variables, images):
-    """[N] max over pixels of redness x location weight; redness = clip((r-g-b)/255, 0, 1)."""
-    images = jnp.asarray(images, jnp.float32)
-    redness = jnp.clip((images[..., 0] - images[..., 1] - images[..., 2]) / 255.0, 0.0, 1.0)
-    return jnp.max(redness * variables["weights"][None], axis=(1, 2))
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "allow_rank_promotion: calls encoding's population initialisers (see conftest)")
 
 
-def red_dot_logits(variables, images):
-    """[N, 10]: class 3 at TRUE_LOGIT, class 7 at GAIN x score, the rest 0."""
-    score = red_dot_score(variables, images)
-    columns = [jnp.zeros_like(score)] * NUM_CLASSES
-    columns[TRUE_CLASS] = jnp.full_like(score, TRUE_LOGIT)
-    columns[WEAK_CLASS] = GAIN * score
-    return jnp.stack(columns, axis=-1)
+def strict_numerics_context(rank_promotion: str = "raise") -> contextlib.ExitStack:
+    """As in tests/de: implicit dtype promotion, and rank promotion unless allowed, raise."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(jax.numpy_rank_promotion(rank_promotion))
+    stack.enter_context(jax.numpy_dtype_promotion("strict"))
+    return stack
 
 
-def numpy_red_dot_logits(images: np.ndarray) -> np.ndarray:
-    """Independent NumPy transcription of red_dot_logits, for re-verification."""
-    images = np.asarray(images, np.float64)
-    redness = np.clip((images[..., 0] - images[..., 1] - images[..., 2]) / 255.0, 0.0, 1.0)
-    score = np.max(redness * location_weights()[None].astype(np.float64), axis=(1, 2))
-    logits = np.zeros((len(images), NUM_CLASSES))
-    logits[:, TRUE_CLASS] = TRUE_LOGIT
-    logits[:, WEAK_CLASS] = GAIN * score
-    return logits
-
-
-def nan_logits(variables, images):
-    """Every image: NaN logits."""
-    del variables
-    return jnp.full((images.shape[0], NUM_CLASSES), jnp.nan, jnp.float32)
-
-
-def nan_when_perturbed(variables, images):
-    """The red-dot logits on uniform images; NaN on any image with a pixel that differs
-    from its top-left pixel (every perturbed candidate of a uniform clean image)."""
-    images = jnp.asarray(images, jnp.float32)
-    uniform = jnp.all(images == images[:, :1, :1, :], axis=(1, 2, 3))
-    logits = red_dot_logits(variables, images)
-    return jnp.where(uniform[:, None], logits, jnp.nan)
-
-
-def make_victim(apply_fn=red_dot_logits, name: str = "red-dot") -> Victim:
-    return Victim(name=name, apply_fn=apply_fn,
-                  variables={"weights": jnp.asarray(location_weights())}, metadata={})
-
-
-def grey_images(count: int, value: int = GREY) -> np.ndarray:
-    return np.full((count, 32, 32, 3), value, np.uint8)
+def end_to_end_context() -> contextlib.ExitStack:
+    return strict_numerics_context("allow")
 
 
 @pytest.fixture(autouse=True)
-def strict_numerics():
-    """As in tests/de: implicit rank or dtype promotion is an error."""
-    with jax.numpy_rank_promotion("raise"), jax.numpy_dtype_promotion("strict"):
+def strict_numerics(request):
+    allowed = request.node.get_closest_marker("allow_rank_promotion") is not None
+    with strict_numerics_context("allow" if allowed else "raise"):
         yield
 
 
 @pytest.fixture(scope="session")
 def red_dot_victim() -> Victim:
     return make_victim()
+
+
+def _run(victim, config, images, labels, **kwargs):
+    # Session and module fixtures are set up before the autouse fixture: enter the same
+    # numerics here (they are part of jit's cache key, so all runs share compilations).
+    with end_to_end_context():
+        return attack(victim, images, labels, config, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def run_attack():
+    """`attack(victim, images, labels, config, **kwargs)` for module/session fixtures."""
+    return _run
+
+
+@pytest.fixture(scope="session")
+def untargeted_run(red_dot_victim):
+    """1 pixel, untargeted, on grey images of class 3."""
+    images = grey_images(NUM_WEAKNESS_IMAGES)
+    return _run(red_dot_victim, BASE_CONFIG, images, np.full(len(images), TRUE_CLASS))
+
+
+@pytest.fixture(scope="session")
+def targeted_run(red_dot_victim):
+    """1 pixel, targeted at class 7, on grey images of class 3."""
+    images = grey_images(NUM_WEAKNESS_IMAGES)
+    return _run(red_dot_victim, TARGETED_CONFIG, images, np.full(len(images), TRUE_CLASS),
+                targets=np.full(len(images), WEAK_CLASS))
+
+
+@pytest.fixture(scope="session")
+def three_pixel_run(red_dot_victim):
+    """3 pixels, untargeted, on two grey images of class 3."""
+    images = grey_images(2)
+    return _run(red_dot_victim, THREE_PIXEL_CONFIG, images, np.full(len(images), TRUE_CLASS))
+
+
+@pytest.fixture(scope="session")
+def layout_results(red_dot_victim):
+    """{layout name: AttackResults} of the same six targeted problems under each of LAYOUTS."""
+    images, labels = grey_images(len(TARGETS)), np.full(len(TARGETS), TRUE_CLASS)
+    return {name: _run(red_dot_victim, config, images, labels, targets=TARGETS)
+            for name, config in LAYOUTS.items()}

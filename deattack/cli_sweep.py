@@ -1,0 +1,151 @@
+"""`deattack sweep | merge | report | export`: thin wrappers over deattack.sweep,
+deattack.store and deattack.report. Progress bars and printing live here only.
+
+  deattack sweep configs/keras_table.py --shard 0/4 --store runs/keras-0.sqlite
+  deattack merge runs/keras.sqlite runs/keras-0.sqlite runs/keras-1.sqlite ...
+  deattack report runs/keras.sqlite --out reports/keras
+  deattack export runs/keras.sqlite --out runs/keras.csv
+
+`add_sweep_commands(subparsers)` registers them on deattack.cli's parser; this module
+also runs alone: `python -m deattack.cli_sweep sweep configs/sweep_smoke.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+
+def _command_line(args) -> str:
+    """The command as typed (recorded in the store, the log and report headers)."""
+    argv = getattr(args, "argv", None)
+    return " ".join(shlex.quote(a) for a in ["deattack", *(sys.argv[1:] if argv is None else argv)])
+
+
+def load_sweep_config(spec: str, assignments: list[str]):
+    """`configs/x.py[:variant]` + `--set key=value`s -> a validated SweepConfig."""
+    from deattack import config_files
+    from deattack.overrides import apply_overrides
+    from deattack.sweep import SweepConfig
+
+    config = config_files.load(spec)
+    if not isinstance(config, SweepConfig):
+        raise ValueError(f"{spec} returns a {type(config).__name__}, not a SweepConfig")
+    return apply_overrides(config, assignments)
+
+
+def _sweep(args) -> int:
+    from tqdm import tqdm
+
+    from deattack.sweep import default_store_path, parse_shard, run_sweep
+
+    shard = parse_shard(args.shard)
+    config = load_sweep_config(args.config, args.set)
+    store = args.store or str(default_store_path(args.config, shard))
+    bar = tqdm(total=None, unit="img", file=sys.stderr, dynamic_ncols=True,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+    def on_progress(progress):
+        if bar.total is None:
+            bar.reset(total=progress.images_total)
+        bar.n = progress.images_done
+        eta = progress.eta_s
+        bar.set_postfix(cells=f"{progress.cells_done}/{progress.cells_total}",
+                        units=f"{progress.units_done}/{progress.units_total}",
+                        img_per_s=f"{progress.images_per_s:.2f}",
+                        eta="-" if eta is None else f"{eta / 60:.1f}min", refresh=True)
+
+    summary = run_sweep(config, store, shard=shard, on_progress=on_progress, log_path=args.log,
+                        command=_command_line(args))
+    bar.close()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"sweep {config.name} shard {shard[0]}/{shard[1]}: {summary['units_run']} units run, "
+              f"{summary['units_resumed']} already done; {summary['rows_in_store']} rows in {summary['store']} "
+              f"({summary['cells_done']}/{summary['cells_total']} cells done, {summary['wall_s']:.1f} s; "
+              f"log {summary['log']})")
+    return 0
+
+
+def _merge(args) -> int:
+    from deattack.store import merge
+
+    counts = merge(args.out, args.inputs, command=_command_line(args))
+    print(json.dumps({"out": args.out, **counts}) if args.json else
+          f"merged {len(args.inputs)} stores into {args.out}: {counts['cells']} cells, "
+          f"{counts['units']} units, {counts['results']} result rows")
+    return 0
+
+
+def _report(args) -> int:
+    from deattack.report import build_report
+
+    result = build_report(args.store, args.out, command=_command_line(args), figures=not args.no_figures)
+    if args.json:
+        print(json.dumps(result["files"]))
+    else:
+        print(f"report of {result['store']} ({result['n_cells_complete']}/{result['n_cells']} cells complete, "
+              f"{result['n_results']} rows) in {args.out}: " + ", ".join(sorted(result["files"])))
+    return 0
+
+
+def _export(args) -> int:
+    from deattack.store import export
+
+    path = export(args.store, args.out, args.format)
+    print(f"exported {args.store} to {path}")
+    return 0
+
+
+def add_sweep_commands(subparsers) -> None:
+    """Registers sweep, merge, report and export on an argparse subparsers object."""
+    sweep = subparsers.add_parser("sweep", help="run a sweep config's grid into a results store (resumable)")
+    sweep.add_argument("config", help="configs/FILE.py[:variant] returning a SweepConfig")
+    sweep.add_argument("--shard", default="0/1", help="i/n: run this job's share of the units (0 <= i < n)")
+    sweep.add_argument("--store", help="SQLite results store (default runs/sweep/CONFIG[-shard-i-of-n].sqlite)")
+    sweep.add_argument("--log", help="this run's log file (default STORE.run-TIME-PID.log)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a sweep key, e.g. --set pixels=1,3 --set attack.population_size=50")
+    sweep.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    sweep.set_defaults(run=_sweep)
+
+    merge = subparsers.add_parser("merge", help="combine stores of one sweep (e.g. its shards)")
+    merge.add_argument("out", help="merged store (created, or extended when it exists)")
+    merge.add_argument("inputs", nargs="+", help="stores to merge")
+    merge.add_argument("--json", action="store_true")
+    merge.set_defaults(run=_merge)
+
+    report = subparsers.add_parser("report", help="paper-style tables and figures from a store")
+    report.add_argument("store")
+    report.add_argument("--out", required=True, help="report folder")
+    report.add_argument("--no-figures", dest="no_figures", action="store_true")
+    report.add_argument("--json", action="store_true", help="print the written files as JSON")
+    report.set_defaults(run=_report)
+
+    export = subparsers.add_parser("export", help="a store's result rows as CSV (or Parquet)")
+    export.add_argument("store")
+    export.add_argument("--out", required=True, help="FILE.csv or FILE.parquet")
+    export.add_argument("--format", choices=["csv", "parquet"], help="default: from --out's suffix")
+    export.set_defaults(run=_export)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from deattack.cli import _default_data_dir
+
+    _default_data_dir()
+    parser = argparse.ArgumentParser(prog="deattack", description=__doc__)
+    add_sweep_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    args.argv = argv
+    try:
+        return args.run(args)
+    except (ValueError, RuntimeError, FileNotFoundError) as error:
+        print(f"deattack {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The results store: resume after kill -9, shards + merge == unsharded, merge refusals,
+reruns that recompute nothing, export."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deattack.store import Store, StoreError, export, merge
+from deattack.sweep import units_of
+from tests.sweep import toy
+from tests.sweep.conftest import table_rows
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _units_in(path: Path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+        try:
+            return int(connection.execute("SELECT COUNT(*) FROM units").fetchone()[0])
+        finally:
+            connection.close()
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path, reference_store):
+    """kill -9 the sweep process once its first unit is committed (it is then compiling
+    or attacking the next), rerun the same command: the store equals an uninterrupted run's."""
+    store = tmp_path / "resumed.sqlite"
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax-cache"), PYTHONPATH=str(REPO))
+    command = [sys.executable, str(REPO / "tests" / "sweep" / "driver.py"), str(store)]
+    total_units = len(units_of(toy.CONFIG))
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 90
+        while _units_in(store) < 1:
+            assert process.poll() is None, process.stdout.read().decode()[-3000:]
+            assert time.time() < deadline, "the first unit was not committed in 90 s"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()
+    units_at_kill = _units_in(store)
+    assert 1 <= units_at_kill < total_units, "the kill came too late to test anything"
+    assert set(table_rows(store)) < set(table_rows(reference_store))  # what is there is right
+
+    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert table_rows(store) == table_rows(reference_store)
+    assert table_rows(store, "units") == table_rows(reference_store, "units")
+    assert table_rows(store, "cells") == table_rows(reference_store, "cells")
+    logs = sorted(tmp_path.glob("resumed.sqlite.run-*.log"))
+    assert len(logs) == 2 and "resuming" in logs[-1].read_text()
+
+
+def test_rerun_recomputes_nothing(tmp_path, reference_store, run_toy):
+    store = tmp_path / "again.sqlite"
+    shutil.copy(reference_store, store)
+    summary = run_toy(toy.CONFIG, store)
+    assert summary["units_run"] == 0 and summary["rows_written"] == 0
+    assert summary["units_resumed"] == len(units_of(toy.CONFIG))
+    assert table_rows(store) == table_rows(reference_store)
+
+
+def test_shards_merged_equal_the_unsharded_run(tmp_path, reference_store, run_toy):
+    shards = [tmp_path / f"shard{i}.sqlite" for i in range(2)]
+    for i, path in enumerate(shards):
+        run_toy(toy.CONFIG, path, shard=(i, 2))
+    assert all(0 < _units_in(path) < len(units_of(toy.CONFIG)) for path in shards)
+    assert not set(table_rows(shards[0])) & set(table_rows(shards[1]))
+    merged = tmp_path / "merged.sqlite"
+    counts = merge(merged, shards)
+    assert counts["results"] == len(table_rows(reference_store))
+    assert table_rows(merged) == table_rows(reference_store)
+    assert table_rows(merged, "units") == table_rows(reference_store, "units")
+    assert table_rows(merged, "cells") == table_rows(reference_store, "cells")  # status: done
+    # identical rows (a shard merged twice, or into a store that holds it) are kept once
+    merge(merged, [shards[0], reference_store])
+    assert table_rows(merged) == table_rows(reference_store)
+    with Store(merged, create=False) as store:
+        assert [r["kind"] for r in store.runs()].count("merge") == 2
+
+
+def test_merge_refuses_another_sweep(tmp_path, reference_store):
+    other = tmp_path / "other.sqlite"
+    config = dataclasses.replace(toy.CONFIG, attack=dataclasses.replace(toy.CONFIG.attack, population_size=9))
+    with Store(other) as store:
+        store.initialize(config.to_json(), config.key())
+    out = tmp_path / "out.sqlite"
+    with pytest.raises(StoreError, match="another sweep.*attack.population_size"):
+        merge(out, [reference_store, other])
+    assert not out.exists()
+
+
+def test_merge_refuses_conflicting_rows_and_leaves_out_unchanged(tmp_path, reference_store):
+    tampered = tmp_path / "tampered.sqlite"
+    shutil.copy(reference_store, tampered)
+    connection = sqlite3.connect(str(tampered))
+    connection.execute("UPDATE results SET queries = queries + 1 WHERE rowid = (SELECT MIN(rowid) FROM results)")
+    connection.commit()
+    connection.close()
+    out = tmp_path / "out.sqlite"
+    merge(out, [reference_store])
+    before = table_rows(out)
+    with pytest.raises(StoreError, match="conflicts"):
+        merge(out, [tampered])
+    assert table_rows(out) == before
+    assert not list(tmp_path.glob(".out.sqlite.merging*"))
+
+
+def test_store_of_another_sweep_is_refused(tmp_path, reference_store, run_toy):
+    store = tmp_path / "s.sqlite"
+    shutil.copy(reference_store, store)
+    config = dataclasses.replace(toy.CONFIG, pixels=(3,))
+    with pytest.raises(StoreError, match="another sweep.*pixels"):
+        run_toy(config, store)
+    # the device layout is not part of the sweep: another machine may resume with other slots
+    relaid = dataclasses.replace(toy.CONFIG, attack=dataclasses.replace(toy.CONFIG.attack, slots=3))
+    assert run_toy(relaid, store)["units_run"] == 0
+
+
+def test_changed_victim_is_refused(tmp_path, reference_store, toy_inputs):
+    from deattack.sweep import run_sweep
+
+    store = tmp_path / "s.sqlite"
+    shutil.copy(reference_store, store)
+    victim = toy_inputs["victims"]["toy"]
+    changed = dataclasses.replace(victim, variables={**victim.variables, "bias": victim.variables["bias"] + 1})
+    with pytest.raises(StoreError, match="changed"):
+        run_sweep(toy.CONFIG, store, victims={"toy": changed}, datasets=toy_inputs["datasets"])
+
+
+def test_export_csv_and_parquet(tmp_path, reference_store):
+    path = export(reference_store, tmp_path / "rows.csv")
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == len(table_rows(reference_store))
+    assert {r["mode"] for r in rows} == {"untargeted", "targeted"}
+    assert {r["victim"] for r in rows} == {"toy"}
+    pyarrow_parquet = pytest.importorskip("pyarrow.parquet")
+    table = pyarrow_parquet.read_table(export(reference_store, tmp_path / "rows.parquet"))
+    assert table.num_rows == len(rows)
+
+
+def test_store_contents_are_consistent(reference_store, toy_inputs):
+    """Rows: every correctly classified image of the set, 1 untargeted problem, 9 targeted."""
+    images, labels = toy_inputs["datasets"]["test"]
+    attacked = [i for i in range(toy.CONFIG.images.count) if i not in toy.MISLABELLED]
+    with Store(reference_store, create=False) as store:
+        cells = store.cells()
+        assert [c["status"] for c in cells] == ["done", "done"]
+        for cell in cells:
+            rows = store.results(cell["cell_id"])
+            per_image = 1 if cell["config"]["attack"]["mode"] == "untargeted" else 9
+            assert sorted({r["image_index"] for r in rows}) == attacked
+            assert len(rows) == per_image * len(attacked)
+            assert all(r["true_label"] == labels[r["image_index"]] for r in rows)
+        assert sum(u["n_selected"] for u in store.units()) == 2 * toy.CONFIG.images.count
+        assert store.sweep_config() == toy.CONFIG.to_json()
