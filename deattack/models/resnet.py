@@ -12,9 +12,12 @@ import functools
 import flax.linen as nn
 import jax.numpy as jnp
 
+from deattack.models import cpu_conv
 from deattack.models.common import normalize
 
-_conv = functools.partial(nn.Conv, use_bias=False, kernel_init=nn.initializers.he_normal())
+# cpu_conv: same forward as XLA's, a faster kernel gradient for the 16-channel layers on CPU.
+_conv = functools.partial(nn.Conv, use_bias=False, kernel_init=nn.initializers.he_normal(),
+                          conv_general_dilated=cpu_conv.conv_general_dilated)
 
 
 class BasicBlock(nn.Module):
