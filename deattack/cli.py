@@ -109,7 +109,7 @@ def _attack_config(args):
         "max_generations": args.max_gens, "seed": args.seed, "slots": args.slots,
         "mutation": _OPERATOR_ALIASES.get(args.operator, args.operator) if args.operator else None,
         "crossover": args.crossover, "adaptation": args.adaptation, "fitness": args.fitness,
-        "targets": args.targets,
+        "targets": args.targets, "devices": args.devices,
     }
     assignments = [f"{key}={value!r}" for key, value in flags.items() if value is not None]
     return apply_overrides(config, [*assignments, *args.set])
@@ -220,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_argument("--max-gens", dest="max_gens", type=int)
     attack.add_argument("--seed", type=int)
     attack.add_argument("--slots", type=int, help="problems evolved together on the device")
+    attack.add_argument("--devices", type=int, help="local devices to spread slots over (0 = all)")
     attack.add_argument("--split", default="test", choices=["test", "train"])
     attack.add_argument("--images", type=int, default=100, help="the first N images from --start")
     attack.add_argument("--start", type=int, default=0)

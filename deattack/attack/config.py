@@ -37,6 +37,8 @@ class AttackConfig:
       microbatch: candidate images per forward call inside the jitted step; 0 picks
         a size per backend.
       refill: continuous batching on (True) or fixed batches run to the end (False).
+      devices: local devices the slots are spread over (0 = all); slots are rounded
+        up to a multiple of it.
       seed: root of every problem's PRNG stream.
     """
 
@@ -59,6 +61,7 @@ class AttackConfig:
     chunk_generations: int = 10
     microbatch: int = 0
     refill: bool = True
+    devices: int = 0
     seed: int = 0
 
     def __post_init__(self):
@@ -85,6 +88,8 @@ class AttackConfig:
         for field in ("slots", "chunk_generations"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        if self.devices < 0:
+            raise ValueError(f"devices must be >= 0 (0 = all local devices), got {self.devices}")
         if self.microbatch < 0:
             raise ValueError(f"microbatch must be >= 0 (0 = automatic), got {self.microbatch}")
         self.de_config()  # population size vs mutation, operator names
@@ -117,11 +122,11 @@ class AttackConfig:
         layout) set to fixed values: the static argument of the jitted functions, so a
         new seed or F reuses the compiled program (F and CR travel in DEParams)."""
         return dataclasses.replace(self, seed=0, differential_weight=0.5, crossover_rate=0.9,
-                                   slots=1, chunk_generations=1, refill=True)
+                                   slots=1, chunk_generations=1, refill=True, devices=0)
 
     def search_key(self) -> dict:
         """Fields that change results (not slots/chunking/microbatch/refill)."""
-        layout = {"slots", "chunk_generations", "microbatch", "refill"}
+        layout = {"slots", "chunk_generations", "microbatch", "refill", "devices"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in layout}
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from deattack import de
@@ -38,10 +39,21 @@ class Problems:
     targets: jax.Array
 
 
-def default_microbatch(backend: str | None = None) -> int:
-    """Candidate images per forward call: small on CPU (cache-friendly), large on accelerators."""
+def default_microbatch(population_size: int, backend: str | None = None) -> int:
+    """Candidate images per forward call.
+
+    CPU: the largest divisor of P up to 128 (small batches are cache-friendly there).
+    Because it divides P, each candidate sits at the same position of its forward
+    batch whatever the other slots do, and XLA's CPU matmuls can round differently
+    by row position: so results are bit-identical across slot counts, refill
+    orders and device counts. Accelerators: as many whole populations as fit in
+    8,192 images (large batches are what they need).
+    """
     backend = backend or jax.default_backend()
-    return 128 if backend == "cpu" else 4096
+    if backend == "cpu":
+        divisors = [d for d in range(1, min(population_size, 128) + 1) if population_size % d == 0]
+        return divisors[-1] if divisors[-1] >= 32 or population_size <= 128 else 128
+    return max(1, 8192 // population_size) * population_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +118,7 @@ class CandidateFitness:
 def make_fitness(config: AttackConfig, apply_fn: Callable) -> CandidateFitness:
     return CandidateFitness(apply_fn=apply_fn, mode=config.mode, fitness=config.fitness,
                             confidence=float(config.confidence),
-                            microbatch=config.microbatch or default_microbatch())
+                            microbatch=config.microbatch or default_microbatch(config.population_size))
 
 
 @functools.partial(jax.jit, static_argnames=("config", "fitness"))
@@ -125,11 +137,40 @@ def init_slots(config: AttackConfig, fitness: CandidateFitness, params: de.DEPar
                    population, fitness_fn=fitness, context=(variables, problems))
 
 
-@functools.partial(jax.jit, static_argnames=("config", "fitness"))
+SLOT_AXIS = "slots"
+
+
+@functools.partial(jax.jit, static_argnames=("config", "fitness", "mesh"))
 def run_chunk(config: AttackConfig, fitness: CandidateFitness, params: de.DEParams,
-              state: de.DEState, variables: Any, problems: Problems, num_generations) -> de.DEState:
-    """Up to `num_generations` more generations of every active slot, on device."""
-    return de.run(config.de_config(), params, state, fitness, (variables, problems), num_generations)
+              state: de.DEState, variables: Any, problems: Problems, num_generations,
+              mesh: jax.sharding.Mesh | None = None) -> de.DEState:
+    """Up to `num_generations` more generations of every active slot, on device.
+
+    With a mesh, the slot axis is split over its devices (`shard_map`): each device
+    evolves its own slots in its own `while_loop`, packs its own active candidates
+    and stops when its slots are done; nothing crosses devices inside the loop.
+    """
+    def evolve(state, problems, params, variables, num_generations):
+        return de.run(config.de_config(), params, state, fitness, (variables, problems), num_generations)
+
+    if mesh is None or mesh.size == 1:
+        return evolve(state, problems, params, variables, num_generations)
+    slots = jax.sharding.PartitionSpec(SLOT_AXIS)
+    replicated = jax.sharding.PartitionSpec()
+    sharded = jax.shard_map(evolve, mesh=mesh, in_specs=(slots, slots, replicated, replicated, replicated),
+                            out_specs=slots, check_vma=False)
+    return sharded(state, problems, params, variables, num_generations)
+
+
+def slot_mesh(num_devices: int = 0) -> jax.sharding.Mesh | None:
+    """A 1-D mesh over the first `num_devices` local devices (0 = all); None for one."""
+    devices = jax.local_devices()
+    count = len(devices) if num_devices <= 0 else num_devices
+    if count > len(devices):
+        raise ValueError(f"devices={num_devices} but only {len(devices)} local devices exist")
+    if count == 1:
+        return None
+    return jax.sharding.Mesh(np.asarray(devices[:count]), (SLOT_AXIS,))
 
 
 @jax.jit

@@ -119,6 +119,14 @@ class SlotRunner:
         state = engine.init_slots(self.static_config, self.fitness, self.params, keys, self.variables, arrays)
         return state, arrays
 
+    @staticmethod
+    def _place(mesh, state, arrays):
+        """Splits the slot axis of the state and problem arrays over the mesh's devices."""
+        if mesh is None:
+            return state, arrays
+        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(engine.SLOT_AXIS))
+        return jax.device_put((state, arrays), sharding)
+
     def run(self, problems: Sequence[Problem],
             on_finished: Callable[[list[dict]], None] | None = None,
             on_progress: Callable[[Progress], None] | None = None) -> tuple[list[dict], Progress]:
@@ -127,15 +135,20 @@ class SlotRunner:
         records: list[dict] = []
         if not problems:
             return records, progress
-        num_slots = min(config.slots, len(problems))
+        mesh = engine.slot_mesh(config.devices)
+        num_devices = 1 if mesh is None else mesh.size
+        # Slots are split evenly over devices; spare slots start finished.
+        num_slots = -(-min(config.slots, len(problems)) // num_devices) * num_devices
         queue = collections.deque(problems)
-        first = [queue.popleft() for _ in range(num_slots)]
+        first = [queue.popleft() for _ in range(min(num_slots, len(problems)))]
         state, slot_arrays = self._init(first, num_slots)
-        slots: list[Problem | None] = list(first)
+        state = state.replace(done=state.done | (jnp.arange(num_slots) >= len(first)))
+        state, slot_arrays = self._place(mesh, state, slot_arrays)
+        slots: list[Problem | None] = list(first) + [None] * (num_slots - len(first))
         charged_before = np.zeros(num_slots, np.int64)
         while any(slot is not None for slot in slots):
             state = engine.run_chunk(self.static_config, self.fitness, self.params, state, self.variables,
-                                     slot_arrays, config.chunk_generations)
+                                     slot_arrays, config.chunk_generations, mesh=mesh)
             status = jax.device_get(engine.slot_status(self.static_config, state))
             queries = status["queries"].astype(np.int64)
             filled = np.asarray([slot is not None for slot in slots])
@@ -159,8 +172,8 @@ class SlotRunner:
                 new_state, new_arrays = self._init(take, size)
                 indices = np.full(size, num_slots, np.int32)  # num_slots = dropped padding
                 indices[: len(take)] = targets_slots
-                state, slot_arrays = engine.insert_slots(state, slot_arrays, new_state, new_arrays,
-                                                         jnp.asarray(indices))
+                state, slot_arrays = self._place(mesh, *engine.insert_slots(
+                    state, slot_arrays, new_state, new_arrays, jnp.asarray(indices)))
                 for s, problem in zip(targets_slots, take):
                     slots[s] = problem
                 charged_before[targets_slots] = 0  # their initial population is charged next read
