@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
+import scipy.stats
 
 from deattack import de
 from tests.de import de_benchmarks as bm
@@ -59,8 +60,12 @@ def test_adaptive_schemes_reach_every_optimum(mutation, adaptation):
 @pytest.mark.slow
 def test_rand_1_bin_success_rate_matches_scipy():
     """Same algorithm (rand/1/bin, F = 0.5, CR = 0.9, deferred updating, random
-    init, out-of-box genes redrawn), same budget, 10 seeds, 5-D Rastrigin."""
-    seeds, generations, threshold = 10, 120, 1e-2
+    init, out-of-box genes redrawn), same budget, 20 seeds, 5-D Rastrigin.
+
+    The budget is chosen so success is neither rare nor certain (measured: 30
+    seeds gave scipy 0.40, ours 0.47), so the comparison can fail both ways.
+    """
+    seeds, generations, threshold = 20, 300, 1e-2
     low, high = bm.BOXES[bm.RASTRIGIN]
 
     def scipy_best(seed):
@@ -71,7 +76,8 @@ def test_rand_1_bin_success_rate_matches_scipy():
             atol=0, polish=False, init="random", updating="deferred", seed=seed)
         return result.fun
 
-    scipy_success = np.mean([scipy_best(seed) < threshold for seed in range(seeds)])
+    scipy_best_values = np.asarray([scipy_best(seed) for seed in range(seeds)])
+    scipy_success = np.mean(scipy_best_values < threshold)
 
     config = de.DEConfig(P, D, crossover="bin", bounds="reinit",
                          max_generations=generations)
@@ -79,7 +85,8 @@ def test_rand_1_bin_success_rate_matches_scipy():
     lower = jnp.full((seeds, D), low)
     upper = jnp.full((seeds, D), high)
 
-    def fitness(candidates, tolerance):
+    def fitness(candidates, tolerance, active):
+        del active
         value = bm.rastrigin(candidates)
         return value, value < tolerance[:, None]
 
@@ -89,4 +96,5 @@ def test_rand_1_bin_success_rate_matches_scipy():
     ours_success = np.mean(np.asarray(state.best_fitness) < threshold)
     # Two binomial rates from 10 trials each: the standard deviation of their
     # difference is at most sqrt(2 * 0.25 / 10) = 0.22; allow about 2 sigma.
+    print(f"rand/1/bin success: ours {ours_success:.2f}, scipy {scipy_success:.2f}")
     assert abs(ours_success - scipy_success) <= 0.45, (ours_success, scipy_success)
