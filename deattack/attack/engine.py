@@ -42,7 +42,8 @@ class Problems:
 def default_microbatch(population_size: int, backend: str | None = None) -> int:
     """Candidate images per forward call.
 
-    CPU: the largest divisor of P up to 128 (small batches are cache-friendly there).
+    CPU: the largest divisor of P up to 64 (small batches are cache-friendly there;
+    on 2 cores a ResNet-20 forward peaks near batch 64: scripts/bench_attack.py).
     Because it divides P, each candidate sits at the same position of its forward
     batch whatever the other slots do, and XLA's CPU matmuls can round differently
     by row position: so results are bit-identical across slot counts, refill
@@ -51,8 +52,8 @@ def default_microbatch(population_size: int, backend: str | None = None) -> int:
     """
     backend = backend or jax.default_backend()
     if backend == "cpu":
-        divisors = [d for d in range(1, min(population_size, 128) + 1) if population_size % d == 0]
-        return divisors[-1] if divisors[-1] >= 32 or population_size <= 128 else 128
+        divisors = [d for d in range(1, min(population_size, 64) + 1) if population_size % d == 0]
+        return divisors[-1] if divisors[-1] >= 16 or population_size <= 64 else 64
     return max(1, 8192 // population_size) * population_size
 
 
