@@ -9,6 +9,7 @@ tfds shuffles records when it prepares the dataset, so every example's `id`
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -48,8 +49,19 @@ def _missing_message(data_dir: str, reason: str) -> str:
     )
 
 
+class _QuietDecoderNotice(logging.Filter):
+    """tfds warns on every process that OpenCV is absent; Pillow decodes fine."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "OpenCV is not installed" not in record.getMessage()
+
+
 def _data_source(split: str, data_dir: str):
     import tensorflow_datasets as tfds  # heavy import, only when data is really needed
+
+    absl_logger = logging.getLogger("absl")
+    if not any(isinstance(f, _QuietDecoderNotice) for f in absl_logger.filters):
+        absl_logger.addFilter(_QuietDecoderNotice())
 
     prepared = _prepared_version_dir(data_dir)
     try:
