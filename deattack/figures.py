@@ -24,7 +24,8 @@ def adversarial_grid(records: Sequence[dict[str, Any]], images: dict[int, np.nda
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = max(len(chosen), 1)
-    figure, axes = plt.subplots(2, columns, figsize=(max(2.2 * columns, 4.6), 5.0), squeeze=False)
+    figure, axes = plt.subplots(2, columns, figsize=(max(2.2 * columns, 4.6), 5.6), squeeze=False,
+                                 layout="constrained")
     for axis in axes.ravel():
         axis.axis("off")
     for column, record in enumerate(chosen):
@@ -42,7 +43,6 @@ def adversarial_grid(records: Sequence[dict[str, Any]], images: dict[int, np.nda
             axes[1, column].add_patch(plt.Circle((x, y), 1.8, fill=False, color="yellow", linewidth=1.2))
     figure.suptitle("top: clean image (label, confidence)\n"
                     "bottom: adversarial (prediction, confidence; changed pixels circled)", fontsize=9)
-    figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path

@@ -11,7 +11,7 @@ OUT=docs/results/engine_runs.jsonl
 run() {
   local name=$1; shift
   echo "== $name: deattack attack $*" >&2
-  "$DEATTACK" attack --preset su2019 "$@" --out "runs/engine-$name" --json --figure "runs/engine-$name/examples.png" \
+  "$DEATTACK" attack --preset su2019 "$@" --out "docs/results/engine/$name" --json --figure "docs/results/engine/$name/examples.png" \
     | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); d['run']='$name'; d['command']='deattack attack --preset su2019 $*'; print(json.dumps(d))" >> "$OUT"
 }
 targets=${*:-lenet}
