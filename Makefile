@@ -10,7 +10,7 @@ else
 export TFDS_DATA_DIR ?= $(SHARED_TFDS)
 endif
 
-DEMO_ARGS ?= --model resnet20 --pixels 1 --mode untargeted --images 20 --out runs/demo
+DEMO_ARGS ?= --model resnet20 --pixels 1 --mode untargeted --images 10 --out runs/demo
 
 .PHONY: demo test install clean
 
