@@ -11,7 +11,7 @@ import numpy as np
 
 from deattack.attack.config import AttackConfig
 from deattack.attack.results import ResultStore, summarize
-from deattack.attack.runner import Problem, Progress, SlotRunner, build_problems
+from deattack.attack.runner import Problem, Progress, SlotRunner, bucket_size, build_problems
 
 
 @dataclasses.dataclass
@@ -132,10 +132,7 @@ def attack(
         store.append(records)
 
     def verify(perturbed: np.ndarray) -> np.ndarray:
-        size = 1
-        while size < len(perturbed):
-            size *= 2
-        return predict(victim, perturbed, batch_size=min(size, 64))
+        return predict(victim, perturbed, batch_size=bucket_size(len(perturbed), 64))
 
     runner = SlotRunner(config, victim.apply_fn, victim.variables, images, verify, clean_logits)
     new_records, progress = runner.run(

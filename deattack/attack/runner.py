@@ -74,7 +74,7 @@ def build_problems(config: AttackConfig, labels: np.ndarray, image_indices: np.n
     return problems
 
 
-def _bucket(count: int, limit: int) -> int:
+def bucket_size(count: int, limit: int) -> int:
     """Next power of two >= count, at most `limit`: few distinct shapes to compile."""
     size = 1
     while size < count:
@@ -168,7 +168,7 @@ class SlotRunner:
             if queue and free and (config.refill or len(free) == num_slots):
                 take = [queue.popleft() for _ in range(min(len(free), len(queue)))]
                 targets_slots = free[: len(take)]
-                size = _bucket(len(take), num_slots)
+                size = bucket_size(len(take), num_slots)
                 new_state, new_arrays = self._init(take, size)
                 indices = np.full(size, num_slots, np.int32)  # num_slots = dropped padding
                 indices[: len(take)] = targets_slots
