@@ -47,6 +47,11 @@ def device_name() -> str:
     return f"{device.platform} {device.device_kind}"
 
 
+def _microbatch(victim, config, images) -> int:
+    from deattack.attack.engine import make_fitness
+    return make_fitness(config, victim.apply_fn, victim.variables, np.shape(images)[1:]).microbatch
+
+
 def attack_vs_forward(victim, images: np.ndarray, labels: np.ndarray, image_indices: np.ndarray,
                       config, batch_sizes: Sequence[int]) -> dict[str, Any]:
     """Forward limit, attack queries/s and their ratio, measured side by side."""
@@ -66,6 +71,7 @@ def attack_vs_forward(victim, images: np.ndarray, labels: np.ndarray, image_indi
         "operator": f"{config.mutation}/{config.crossover}/{config.adaptation}",
         "population_size": config.population_size, "max_generations": config.max_generations,
         "slots": config.slots, "images": int(len(images)),
+        "microbatch": _microbatch(victim, config, images),
         "forward_img_per_s_by_batch": {str(k): round(v, 1) for k, v in forward.items()},
         "forward_img_per_s": round(forward[best], 1), "forward_best_batch": best,
         "attack_queries": int(queries), "attack_wall_s": round(wall, 2),

@@ -39,21 +39,42 @@ class Problems:
     targets: jax.Array
 
 
-def default_microbatch(population_size: int, backend: str | None = None) -> int:
+# Work per CPU forward call that keeps the caches warm: 64 ResNet-20 images (~75 MFLOP
+# each by XLA's count). Measured on 2 cores: ResNet-20 peaks at batch 64, LeNet
+# (~1.3 MFLOP) keeps gaining up to ~1,000 images (docs/results/bench_attack_cpu.jsonl).
+CPU_FLOPS_PER_CALL = 64 * 75e6
+
+
+def forward_flops(apply_fn: Callable, variables: Any, image_shape: tuple[int, ...]) -> float | None:
+    """XLA's FLOP estimate of one image's forward pass (None when the backend gives none)."""
+    try:
+        lowered = jax.jit(apply_fn).lower(
+            variables, jax.ShapeDtypeStruct((1, *image_shape), jnp.float32))
+        flops = (lowered.cost_analysis() or {}).get("flops")
+    except Exception:  # cost analysis is best-effort; the size falls back to a safe default
+        return None
+    return float(flops) if flops and flops > 0 else None
+
+
+def default_microbatch(population_size: int, backend: str | None = None,
+                       flops_per_image: float | None = None) -> int:
     """Candidate images per forward call.
 
-    CPU: the largest divisor of P up to 64 (small batches are cache-friendly there;
-    on 2 cores a ResNet-20 forward peaks near batch 64: scripts/bench_attack.py).
-    Because it divides P, each candidate sits at the same position of its forward
-    batch whatever the other slots do, and XLA's CPU matmuls can round differently
-    by row position: so results are bit-identical across slot counts, refill
-    orders and device counts. Accelerators: as many whole populations as fit in
-    8,192 images (large batches are what they need).
+    CPU: the largest divisor of P that keeps one call near CPU_FLOPS_PER_CALL (64
+    images without a FLOP estimate): small batches are cache-friendly there, but a
+    cheap model needs more images per call to amortise dispatch. A divisor of P
+    puts each candidate at the same position of its forward batch whatever the
+    other slots do, and XLA's CPU matmuls can round differently by row position:
+    so results are bit-identical across slot counts, refill orders and device
+    counts. Accelerators: as many whole populations as fit in 8,192 images (large
+    batches are what they need).
     """
     backend = backend or jax.default_backend()
     if backend == "cpu":
-        divisors = [d for d in range(1, min(population_size, 64) + 1) if population_size % d == 0]
-        return divisors[-1] if divisors[-1] >= 16 or population_size <= 64 else 64
+        cap = 64 if not flops_per_image else int(CPU_FLOPS_PER_CALL // flops_per_image)
+        cap = max(16, min(cap, population_size))
+        divisors = [d for d in range(1, cap + 1) if population_size % d == 0]
+        return divisors[-1] if divisors[-1] >= 16 or population_size <= cap else cap
     return max(1, 8192 // population_size) * population_size
 
 
@@ -116,10 +137,15 @@ class CandidateFitness:
             mode=self.mode, fitness=self.fitness, confidence=self.confidence)
 
 
-def make_fitness(config: AttackConfig, apply_fn: Callable) -> CandidateFitness:
+def make_fitness(config: AttackConfig, apply_fn: Callable, variables: Any = None,
+                 image_shape: tuple[int, ...] = (32, 32, 3)) -> CandidateFitness:
+    """The attack's fitness; with `variables` the microbatch is sized to the model's cost."""
+    microbatch = config.microbatch
+    if not microbatch:
+        flops = forward_flops(apply_fn, variables, image_shape) if variables is not None else None
+        microbatch = default_microbatch(config.population_size, flops_per_image=flops)
     return CandidateFitness(apply_fn=apply_fn, mode=config.mode, fitness=config.fitness,
-                            confidence=float(config.confidence),
-                            microbatch=config.microbatch or default_microbatch(config.population_size))
+                            confidence=float(config.confidence), microbatch=microbatch)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "fitness"))

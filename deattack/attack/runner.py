@@ -98,10 +98,10 @@ class SlotRunner:
                  clean_logits: np.ndarray):
         self.config = config
         self.static_config = config.compile_key()
-        self.fitness = engine.make_fitness(config, apply_fn)
+        self.images = np.asarray(images, np.float32)
+        self.fitness = engine.make_fitness(config, apply_fn, variables, self.images.shape[1:])
         self.params = config.de_params()
         self.variables = variables
-        self.images = np.asarray(images, np.float32)
         self.verify_fn = verify_fn
         self.clean_probabilities = np.asarray(jax.nn.softmax(jnp.asarray(clean_logits), axis=-1))
 
