@@ -180,37 +180,6 @@ def _print_summary(summary: dict) -> None:
         print(f"  {name.ljust(width)}  {value}")
 
 
-def _bench(args) -> int:
-    from pathlib import Path
-
-    import numpy as np
-
-    from deattack import bench, data
-    from deattack.attack import paper_config
-    from deattack.victim import correctly_classified, load_victim
-
-    victim = load_victim(args.checkpoint or args.model)
-    images, labels = data.load_split("test")
-    pool = np.arange(300)
-    count = 4 if args.quick else args.images
-    chosen = pool[correctly_classified(victim, images[pool], labels[pool])][:count]
-    config = paper_config(pixels=args.pixels, mode=args.mode, slots=args.slots,
-                          max_generations=4 if args.quick else args.max_gens)
-    sizes = [32, 64, 128, 256] if args.quick else [32, 64, 128, 256, 512, 1024, 2048]
-    report = bench.attack_vs_forward(victim, images[chosen], labels[chosen], chosen, config, sizes)
-    report["command"] = "deattack bench " + " ".join(sys.argv[2:])
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "a") as stream:
-            stream.write(json.dumps(report) + "\n")
-    if args.json:
-        print(json.dumps(report))
-    else:
-        for key, value in report.items():
-            print(f"  {key}: {value}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deattack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -264,18 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     attack.set_defaults(run=_attack)
 
-    bench = commands.add_parser("bench", help="attack queries/s against the raw forward limit")
-    bench.add_argument("--model", default="resnet20")
-    bench.add_argument("--checkpoint")
-    bench.add_argument("--pixels", type=int, default=1)
-    bench.add_argument("--mode", default="untargeted", choices=["untargeted", "targeted"])
-    bench.add_argument("--images", type=int, default=8)
-    bench.add_argument("--max-gens", dest="max_gens", type=int, default=10)
-    bench.add_argument("--slots", type=int, default=4)
-    bench.add_argument("--quick", action="store_true", help="4 images, 4 generations, small batch scan")
-    bench.add_argument("--out", help="append the JSON object to this file")
-    bench.add_argument("--json", action="store_true")
-    bench.set_defaults(run=_bench)
+    from deattack.cli_bench import add_bench_command
+
+    add_bench_command(commands)
 
     from deattack.cli_sweep import add_sweep_commands
 
