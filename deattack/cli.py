@@ -35,8 +35,13 @@ def _train(args) -> int:
     else:
         config = training.TrainConfig(model=args.model)
     config = apply_overrides(config, [*(f"{k}={v}" for k, v in _flag_overrides(args).items()), *args.set])
-    workdir = Path(args.workdir or f"runs/train/{config.model}")
-    export = args.out or f"checkpoints/{config.model}"
+    # A defended model gets its own name (resnet20 + dead_pixels -> resnet20_deadpixel), so it
+    # never overwrites the undefended twin's checkpoint or resumes its run.
+    from deattack.augment import defense_tag
+
+    name = "_".join(filter(None, [config.model, defense_tag(config.augmentations)]))
+    workdir = Path(args.workdir or f"runs/train/{name}")
+    export = args.out or f"checkpoints/{name}"
     bar = tqdm(total=None, unit="step", mininterval=1.0 if sys.stderr.isatty() else 60.0,
                dynamic_ncols=True, file=sys.stderr)
 
@@ -64,14 +69,22 @@ def _flag_overrides(args) -> dict:
         value = getattr(args, name, None)
         if value is not None:
             chosen[name] = value
+    if getattr(args, "augment", None) is not None:
+        chosen["augmentations"] = args.augment
     return chosen
+
+
+def _victim_spec(args) -> str:
+    """--model/--checkpoint, behind --defense when given ("median3" -> "median3+resnet20")."""
+    name = args.checkpoint or args.model
+    return f"{args.defense}+{name}" if getattr(args, "defense", None) else name
 
 
 def _eval(args) -> int:
     from deattack import data
     from deattack.victim import correctly_classified, load_victim
 
-    victim = load_victim(args.checkpoint or args.model)
+    victim = load_victim(_victim_spec(args))
     images, labels = data.load_split("test")
     chosen = data.select(labels, start=0, stop=args.images)
     started = time.time()
@@ -124,7 +137,7 @@ def _attack(args) -> int:
     from deattack.victim import correctly_classified, load_victim
 
     config = _attack_config(args)
-    victim = load_victim(args.checkpoint or args.model)
+    victim = load_victim(_victim_spec(args))
     images, labels = data.load_split(args.split)
     if args.indices:
         chosen = data.select(labels, indices=[int(i) for i in args.indices.split(",")])
@@ -191,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", dest="batch_size", type=int)
     train.add_argument("--learning-rate", dest="learning_rate", type=float)
     train.add_argument("--seed", type=int)
+    train.add_argument("--augment", help="augmentation specs, e.g. crop,flip,dead_pixels:k=1-3,p=0.5,values=saturated "
+                                         "or crop,flip,de_attack:fraction=0.25 (deattack.augment); 'none' for none")
     train.add_argument("--workdir", help="resumable state (default runs/train/MODEL)")
     train.add_argument("--out", help="exported checkpoint path (default checkpoints/MODEL)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -200,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="test accuracy of a victim checkpoint")
     evaluate.add_argument("--model", default="resnet20", help="shipped victim name")
     evaluate.add_argument("--checkpoint", help="checkpoint path (overrides --model)")
+    evaluate.add_argument("--defense", help="inference-time defense in front of it: median3, repair[:threshold=T]")
     evaluate.add_argument("--images", type=int, default=None, help="first N test images (default all)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=_eval)
@@ -207,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     attack = commands.add_parser("attack", help="few-pixel DE attack on CIFAR-10 test images")
     attack.add_argument("--model", default="resnet20", help="shipped victim name")
     attack.add_argument("--checkpoint", help="checkpoint path (overrides --model)")
+    attack.add_argument("--defense", help="attack end to end through a defense: median3, repair[:threshold=T] "
+                                          "(same as --model DEFENSE+MODEL)")
     attack.add_argument("--config", help="configs/FILE.py[:variant] returning an AttackConfig")
     attack.add_argument("--preset", choices=["su2019"], help="the paper's DE/rand/1 setting")
     attack.add_argument("--pixels", type=int)
@@ -240,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     from deattack.cli_sweep import add_sweep_commands
 
     add_sweep_commands(commands)
+    from deattack.defenses.cli import add_defense_commands
+
+    add_defense_commands(commands)
     return parser
 
 

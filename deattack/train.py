@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from deattack import checkpoint, data
-from deattack.augment import compose
+from deattack.augment import compose, describe, split_specs
 from deattack.models import get_model
 
 
@@ -52,8 +52,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        object.__setattr__(self, "augmentations", tuple(self.augmentations))
-        compose(self.augmentations)  # unknown names fail here, before any work
+        # "crop,flip,dead_pixels:k=1-3" (e.g. from --set) splits into specs; plain names stay as given.
+        object.__setattr__(self, "augmentations", split_specs(self.augmentations))
+        compose(self.augmentations)  # unknown names or bad options fail here, before any work
         get_model(self.model)
 
 
@@ -91,12 +92,17 @@ def make_train_step(config: TrainConfig, model, optimizer) -> Callable:
     augment = compose(config.augmentations)
     base_key = jax.random.key(config.seed)
 
+    def eval_apply(variables, images):  # what an augmentation that attacks the model sees
+        return model.apply(variables, images, train=False)
+
     @jax.jit
     def train_step(state: TrainState, images_all, labels_all, batch_indices):
         step_key = jax.random.fold_in(base_key, state.step)
         augment_key, dropout_key = jax.random.split(step_key)
         labels = labels_all[batch_indices]
-        images = augment(augment_key, images_all[batch_indices].astype(jnp.float32), labels)
+        current = {"params": state.params, "batch_stats": state.batch_stats}
+        images = augment(augment_key, images_all[batch_indices].astype(jnp.float32), labels,
+                         (eval_apply, current))
 
         def loss_fn(params):
             logits, updates = model.apply(
@@ -231,8 +237,8 @@ def train(
                                                  test_labels[:1000], config.eval_batch_size),
             "test_images": len(test_images), "epochs_done": epoch + 1, "epochs": config.epochs,
             "seed": config.seed, "data": f"tfds {data.DATASET} (canonical order)",
-            "config": _config_dict(config), "jax_version": jax.__version__,
-            "device": jax.devices()[0].device_kind,
+            "config": _config_dict(config), "augmentations": describe(config.augmentations),
+            "jax_version": jax.__version__, "device": jax.devices()[0].device_kind,
         }
         if export_path is not None:
             checkpoint.save(export_path, variables, metadata)

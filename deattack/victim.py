@@ -67,9 +67,17 @@ def checkpoint_path(name_or_path: str) -> Path:
 def load_victim(name_or_path: str, model: str | None = None) -> Victim:
     """Loads a shipped victim by name or a checkpoint by path.
 
+    A spec "DEFENSE+...+VICTIM" ("median3+resnet20") loads VICTIM behind inference-time
+    defenses (deattack.defenses.wrappers). A model trained with a defense is a
+    checkpoint like any other: "resnet20_deadpixel" is checkpoints/resnet20_deadpixel.
+
     Raises:
       ValueError / CheckpointError: unknown model, missing / corrupt / mismatched checkpoint.
     """
+    if "+" in str(name_or_path) and not checkpoint.paths_for(Path(name_or_path))[1].exists():
+        from deattack.defenses.wrappers import load_defended
+
+        return load_defended(str(name_or_path), model=model)
     path = checkpoint_path(name_or_path)
     metadata = checkpoint.read_metadata(path)
     model_name = model or metadata.get("model")

@@ -1,0 +1,80 @@
+"""`deattack defenses CONFIG`: evaluate defended victims against their twins, then write
+the report. A thin wrapper over deattack.defenses.evaluate and .report; progress bars
+and printing live here only.
+
+  deattack defenses configs/defenses.py:smoke --out runs/defenses/smoke
+  deattack defenses configs/defenses.py --out runs/defenses/resnet20 --report docs/results/defenses.md
+  deattack defenses configs/defenses.py --out runs/defenses/resnet20 --report docs/results/defenses.md --report-only
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def load_config(spec: str, assignments: list[str]):
+    """`configs/defenses.py[:variant]` + `--set key=value`s -> a DefenseEvalConfig."""
+    from deattack import config_files
+    from deattack.defenses.evaluate import DefenseEvalConfig
+    from deattack.overrides import apply_overrides
+
+    config = config_files.load(spec)
+    if not isinstance(config, DefenseEvalConfig):
+        raise ValueError(f"{spec} returns a {type(config).__name__}, not a DefenseEvalConfig")
+    return apply_overrides(config, assignments)
+
+
+def _defenses(args) -> int:
+    from tqdm import tqdm
+
+    from deattack.cli_sweep import _command_line
+    from deattack.defenses.evaluate import run_defenses
+    from deattack.defenses.report import write_report
+
+    path_text, _, variant = args.config.partition(":")
+    out = Path(args.out or f"runs/defenses/{Path(path_text).stem}{'-' + variant if variant else ''}")
+    command = _command_line(args)
+    if not args.report_only:
+        config = load_config(args.config, args.set)
+        bars = {}
+
+        def on_progress(kind, progress):
+            bar = bars.get(kind)
+            if bar is None:
+                bar = bars[kind] = tqdm(total=progress.images_total, unit="img", desc=kind, file=sys.stderr,
+                                        dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+            bar.n = progress.images_done
+            bar.set_postfix(cells=f"{progress.cells_done}/{progress.cells_total}", refresh=True)
+
+        run_defenses(config, out, on_progress=on_progress, command=command)
+        for bar in bars.values():
+            bar.close()
+    report = write_report(out, args.report or out / "defenses.md", command=command,
+                          figures=not args.no_figures)
+    if args.json:
+        print(json.dumps({"out": str(out), "files": report["files"], "verdicts": report["verdicts"]}))
+    else:
+        for verdict in report["verdicts"]:
+            cost = verdict["accuracy_cost"]
+            print(f"{verdict['defended']} vs {verdict['twin']}: accuracy cost "
+                  f"{'-' if cost is None else f'{100 * cost:+.1f} pp'}, {verdict['verdict']}")
+        print(f"report: {report['files']['markdown']}")
+    return 0
+
+
+def add_defense_commands(subparsers) -> None:
+    """Registers `defenses` on an argparse subparsers object."""
+    parser = subparsers.add_parser("defenses", help="defended victims vs undefended twins: accuracy, attack "
+                                                    "success (default and adaptive), report")
+    parser.add_argument("config", help="configs/defenses.py[:variant] returning a DefenseEvalConfig")
+    parser.add_argument("--out", help="run folder (resumable; default runs/defenses/CONFIG[-variant])")
+    parser.add_argument("--report", help="markdown report path (default OUT/defenses.md)")
+    parser.add_argument("--report-only", dest="report_only", action="store_true",
+                        help="only rewrite the report from the run folder")
+    parser.add_argument("--no-figures", dest="no_figures", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set images.count=20 --set pixels=1,3")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    parser.set_defaults(run=_defenses)

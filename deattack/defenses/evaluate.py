@@ -1,0 +1,369 @@
+"""Defended victims against their undefended twins, under the default attack and under
+an attack that knows the defense.
+
+    config = get_config("lenet")                       # configs/defenses.py
+    run_defenses(config, "runs/defenses/lenet")        # resumable: the sweeps resume
+    write_report("runs/defenses/lenet", "docs/results/defenses.md")
+
+A pair is (defended victim, undefended twin). Two kinds:
+
+- wrapper ("median3+resnet20"): the default attack is the oblivious one, the attack
+  on the twin whose output (the best candidate of each problem) is then fed to the
+  wrapped system ("transfer"); the adaptive attack runs end to end through the
+  wrapper (its apply_fn includes the transform), with the same budget.
+- trained ("resnet20_deadpixel"): the default attack runs on it directly; the
+  adaptive one gets a larger budget (`adaptive_attack`) and more pixels
+  (`adaptive_pixels`), and the twin is attacked with the same budget for comparison.
+
+Everything lands in a run folder: config.json, clean.json (clean test accuracy of
+every victim), default.sqlite and adaptive.sqlite (deattack.sweep stores, one row a
+problem; `deattack report` reads them too) and transfer.json (the oblivious attack on
+wrappers). A defense "holds" when the adaptive attack's success on it is at least
+HOLD_MARGIN below the twin's at every pixel count and mode where the twin is fooled
+at least HOLD_MARGIN of the time (elsewhere there is nothing to defend); one that only
+hides the gradient-free search's signal drops the default success and not the
+adaptive one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deattack.attack.config import AttackConfig, paper_config
+from deattack.sweep import GRID_KEYS, ImageSet, SweepConfig, SweepProgress
+
+HOLD_MARGIN = 0.10  # success-rate points a defense must stay below its twin to "hold"
+_GRID_DEFAULTS = AttackConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class DefenseEvalConfig:
+    """What to compare and with which attacks.
+
+    Attributes:
+      name: a label for the stores and the report.
+      pairs: (defended victim spec, undefended twin) pairs; a spec with "+" is a
+        wrapper ("median3+resnet20"), any other a trained defense ("resnet20_deadpixel").
+      pixels, modes: the default attack's grid.
+      images: the attacked image set (correctly classified images only, per victim).
+      attack: the default attack (shared by every cell; grid fields at their defaults).
+      adaptive_attack: the stronger attack on trained defenses and their twins.
+      adaptive_pixels: its pixel counts ("more pixels").
+      clean_images: the first N test images for clean accuracy.
+      chunk_images: images per sweep unit.
+      note: the conclusion, written after reading the numbers (printed in the report).
+    """
+
+    name: str = "defenses"
+    pairs: tuple[tuple[str, str], ...] = (("median3+resnet20", "resnet20"),)
+    pixels: tuple[int, ...] = (1, 3, 5)
+    modes: tuple[str, ...] = ("untargeted", "targeted")
+    images: ImageSet = ImageSet(count=100)
+    attack: AttackConfig = paper_config(targets="random", slots=64)
+    adaptive_attack: AttackConfig = paper_config(targets="random", slots=64, fitness="margin",
+                                                 max_generations=200)
+    adaptive_pixels: tuple[int, ...] = (1, 3, 5, 10)
+    clean_images: int = 10000
+    chunk_images: int = 16
+    note: str = ""
+
+    def __post_init__(self):
+        pairs = tuple(tuple(pair) for pair in self.pairs)
+        object.__setattr__(self, "pairs", pairs)
+        if not pairs:
+            raise ValueError("pairs is empty: nothing to compare")
+        for pair in pairs:
+            if len(pair) != 2 or not all(isinstance(p, str) and p for p in pair):
+                raise ValueError(f"pairs: {pair!r} is not a (defended victim, undefended twin) pair of names")
+            if pair[0] == pair[1]:
+                raise ValueError(f"pairs: {pair!r} compares a victim with itself")
+            if "+" in pair[1]:
+                raise ValueError(f"pairs: the twin {pair[1]!r} must be undefended (no '+')")
+        for field in ("pixels", "adaptive_pixels", "modes"):
+            value = getattr(self, field)
+            object.__setattr__(self, field, tuple(value) if isinstance(value, (list, tuple)) else (value,))
+        if not isinstance(self.clean_images, int) or self.clean_images < 1:
+            raise ValueError(f"clean_images must be an integer >= 1, got {self.clean_images!r}")
+        self.sweeps()  # grid values, attacks and image set are checked by SweepConfig
+
+    def kind(self, defended: str) -> str:
+        return "wrapper" if "+" in defended else "trained"
+
+    def victims(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name for pair in self.pairs for name in pair))
+
+    def sweeps(self) -> dict[str, SweepConfig]:
+        """{"default": every victim, the default attack; "adaptive": trained defenses and
+        their twins, the adaptive attack (absent without trained defenses)}."""
+        sweeps = {"default": _sweep(f"{self.name}-default", self.victims(), self.pixels, self.modes,
+                                    self.attack, self.images, self.chunk_images)}
+        trained = tuple(dict.fromkeys(name for d, twin in self.pairs if self.kind(d) == "trained"
+                                      for name in (d, twin)))
+        if trained:
+            sweeps["adaptive"] = _sweep(f"{self.name}-adaptive", trained, self.adaptive_pixels, self.modes,
+                                        self.adaptive_attack, self.images, self.chunk_images)
+        return sweeps
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def _sweep(name, victims, pixels, modes, attack: AttackConfig, images, chunk_images) -> SweepConfig:
+    """A SweepConfig; the attack's grid fields (mutation, seed, ...) move into the grid."""
+    grid = {key: (getattr(attack, field),) for key, field in GRID_KEYS.items()
+            if field and field not in ("pixels", "mode")}
+    shared = dataclasses.replace(attack, **{field: getattr(_GRID_DEFAULTS, field)
+                                            for field in GRID_KEYS.values() if field})
+    return SweepConfig(name=name, victims=tuple(victims), pixels=tuple(pixels), modes=tuple(modes),
+                       images=images, attack=shared, chunk_images=chunk_images, **grid)
+
+
+# --- running --------------------------------------------------------------------------
+
+
+def resolve_victims(specs, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Spec -> Victim: from `given`, else wrappers around given / loaded victims, else loaded."""
+    from deattack.defenses.wrappers import load_defended
+    from deattack.victim import load_victim
+
+    loaded = {}
+    for spec in specs:
+        if given is not None and spec in given:
+            loaded[spec] = given[spec]
+        elif "+" in spec:
+            loaded[spec] = load_defended(spec, given=given)
+        else:
+            loaded[spec] = load_victim(spec)
+    return loaded
+
+
+def clean_accuracy(victims: Mapping[str, Any], images: np.ndarray, labels: np.ndarray,
+                   previous: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """{spec: {"accuracy", "n_images", "fingerprint"}}; entries of `previous` with the same
+    fingerprint and image count are reused."""
+    from deattack.sweep import victim_fingerprint
+    from deattack.victim import correctly_classified
+
+    result = {}
+    for spec, victim in victims.items():
+        fingerprint = victim_fingerprint(victim) + "|" + victim.name
+        old = (previous or {}).get(spec)
+        if old and old.get("fingerprint") == fingerprint and old.get("n_images") == len(labels):
+            result[spec] = dict(old)
+            continue
+        correct = correctly_classified(victim, images, labels)
+        result[spec] = {"accuracy": float(np.mean(correct)), "n_images": int(len(labels)),
+                        "fingerprint": fingerprint}
+    return result
+
+
+def transfer(config: DefenseEvalConfig, store_path: str | os.PathLike, victims: Mapping[str, Any],
+             images: np.ndarray) -> list[dict[str, Any]]:
+    """The oblivious attack on wrappers: every twin problem's output fed to the wrapper.
+
+    A problem counts when the wrapped victim classifies its clean image correctly;
+    success is the criterion (untargeted: not the true class; targeted: the target)
+    on the wrapped victim. Queries are the twin attack's.
+    """
+    from deattack.attack.runner import numpy_apply_pixels
+    from deattack.report import NONFINITE, load
+    from deattack.victim import predict
+
+    data = load(store_path)
+    rows = []
+    for defended, twin in config.pairs:
+        if config.kind(defended) != "wrapper":
+            continue
+        victim = victims[defended]
+        for cell in (c for c in data.cells if c["victim"] == twin):
+            records = [r for r in data.cell_records(cell["cell_id"]) if r["status"] != NONFINITE]
+            if records:
+                indices = np.asarray([r["image_index"] for r in records])
+                clean = np.argmax(predict(victim, images[indices].astype(np.float32)), -1)
+                adversarial = np.stack([numpy_apply_pixels(images[r["image_index"]],
+                                                           np.asarray(r["pixels"]).reshape(-1)) for r in records])
+                predicted = np.argmax(predict(victim, adversarial), -1)
+            kept, successes, queries = 0, 0, []
+            for i, record in enumerate(records):
+                if clean[i] != record["true_label"]:
+                    continue
+                kept += 1
+                fooled = (predicted[i] != record["true_label"] if record["target"] < 0
+                          else predicted[i] == record["target"])
+                if fooled:
+                    successes += 1
+                    queries.append(record["queries"])
+            rows.append({"defended": defended, "twin": twin, "n_pixels": cell["n_pixels"], "mode": cell["mode"],
+                         "n_attacked": kept, "n_success": successes,
+                         "success_rate": successes / kept if kept else None,
+                         "median_queries_success": float(np.median(queries)) if queries else None})
+    return rows
+
+
+def run_defenses(
+    config: DefenseEvalConfig,
+    out_dir: str | os.PathLike,
+    *,
+    victims: Mapping[str, Any] | None = None,
+    datasets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    on_progress: Callable[[str, SweepProgress], None] | None = None,
+    command: str = "",
+) -> dict[str, Any]:
+    """Clean accuracy, the sweeps, the transfer attack; resumable (the sweeps resume).
+
+    Args:
+      config: the DefenseEvalConfig.
+      out_dir: the run folder (created; a rerun with the same config resumes).
+      victims: optional spec -> Victim (tests); wrappers around given victims are built.
+      datasets: optional split -> (images, labels) instead of deattack.data.load_split.
+      on_progress: called with (sweep kind, SweepProgress) after every unit.
+      command: the command line, recorded in the stores.
+
+    Returns:
+      {"clean": ..., "sweeps": {kind: run_sweep summary}, "transfer": rows}.
+
+    Raises:
+      ValueError: the folder holds another evaluation's config.
+    """
+    from deattack import data
+    from deattack.sweep import run_sweep
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = out / "config.json"
+    comparable = {k: v for k, v in config.to_json().items() if k != "note"}
+    if config_path.is_file():
+        saved = {k: v for k, v in json.loads(config_path.read_text()).items() if k != "note"}
+        if saved != comparable:
+            raise ValueError(f"{out} holds an evaluation with another config; pick a new --out "
+                             "or rerun with the same settings to resume")
+    config_path.write_text(json.dumps(config.to_json(), indent=2, sort_keys=True) + "\n")
+
+    def split(name):
+        if datasets is not None and name in datasets:
+            return tuple(np.asarray(a) for a in datasets[name])
+        return data.load_split(name)
+
+    loaded = resolve_victims(config.victims(), victims)
+    test_images, test_labels = split("test")
+    count = min(config.clean_images, len(test_labels))
+    clean_path = out / "clean.json"
+    previous = json.loads(clean_path.read_text()) if clean_path.is_file() else None
+    clean = clean_accuracy(loaded, test_images[:count], test_labels[:count], previous)
+    clean_path.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
+
+    summaries = {}
+    for kind, sweep in config.sweeps().items():
+        callback = (lambda progress, kind=kind: on_progress(kind, progress)) if on_progress else None
+        summaries[kind] = run_sweep(sweep, out / f"{kind}.sqlite", victims=loaded,
+                                    datasets={config.images.split: split(config.images.split)},
+                                    on_progress=callback, command=command)
+    attacked_images = split(config.images.split)[0]
+    transfer_rows = transfer(config, out / "default.sqlite", loaded, attacked_images)
+    (out / "transfer.json").write_text(json.dumps(transfer_rows, indent=2, sort_keys=True) + "\n")
+    return {"clean": clean, "sweeps": summaries, "transfer": transfer_rows}
+
+
+# --- numbers for the report -----------------------------------------------------------
+
+
+def _stats_by_cell(store_path: Path) -> dict[tuple[str, int, str], dict[str, Any]]:
+    from deattack.report import cell_stats, load
+
+    if not store_path.is_file():
+        return {}
+    data = load(store_path)
+    return {(c["victim"], c["n_pixels"], c["mode"]): cell_stats(c, data.cell_records(c["cell_id"]))
+            for c in data.cells}
+
+
+def _pick(stats: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if stats is None or not stats.get("n_attacked"):
+        return None
+    return {"success_rate": stats["success_rate"], "n_attacked": stats["n_attacked"],
+            "median_queries_success": stats["median_queries_success"],
+            "complete": stats.get("complete", True)}
+
+
+def comparison_rows(run_dir: str | os.PathLike) -> tuple[DefenseEvalConfig, list[dict[str, Any]], dict]:
+    """(config, one row a (pair, pixels, mode), clean accuracy) from a run folder."""
+    run_dir = Path(run_dir)
+    saved = json.loads((run_dir / "config.json").read_text())
+    config = DefenseEvalConfig(
+        **{**saved, "images": ImageSet(**saved["images"]), "attack": AttackConfig(**saved["attack"]),
+           "adaptive_attack": AttackConfig(**saved["adaptive_attack"])})
+    clean = json.loads((run_dir / "clean.json").read_text()) if (run_dir / "clean.json").is_file() else {}
+    default = _stats_by_cell(run_dir / "default.sqlite")
+    adaptive = _stats_by_cell(run_dir / "adaptive.sqlite")
+    transfer_path = run_dir / "transfer.json"
+    transferred = {(r["defended"], r["n_pixels"], r["mode"]): r
+                   for r in (json.loads(transfer_path.read_text()) if transfer_path.is_file() else [])}
+    rows = []
+    for defended, twin in config.pairs:
+        kind = config.kind(defended)
+        pixels = sorted(set(config.pixels) | (set(config.adaptive_pixels) if kind == "trained" else set()))
+        for mode in config.modes:
+            for k in pixels:
+                if kind == "wrapper":
+                    cells = {"default_defended": transferred.get((defended, k, mode)),
+                             "default_twin": default.get((twin, k, mode)),
+                             "adaptive_defended": default.get((defended, k, mode)),
+                             "adaptive_twin": default.get((twin, k, mode))}
+                else:
+                    cells = {"default_defended": default.get((defended, k, mode)),
+                             "default_twin": default.get((twin, k, mode)),
+                             "adaptive_defended": adaptive.get((defended, k, mode)),
+                             "adaptive_twin": adaptive.get((twin, k, mode))}
+                rows.append({"defended": defended, "twin": twin, "kind": kind, "n_pixels": k, "mode": mode,
+                             **{name: _pick(stats) for name, stats in cells.items()}})
+    return config, rows, clean
+
+
+def verdicts(config: DefenseEvalConfig, rows: list[dict[str, Any]],
+             clean: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per pair: accuracy cost, success drop under each attack, and whether it holds."""
+    result = []
+    for defended, twin in config.pairs:
+        mine = [r for r in rows if r["defended"] == defended]
+
+        def drops(which):
+            """Twin success - defended success where the twin is fooled often enough to tell."""
+            values = []
+            for r in mine:
+                d, t = r[f"{which}_defended"], r[f"{which}_twin"]
+                if (d and t and d["success_rate"] is not None and t["success_rate"] is not None
+                        and t["success_rate"] >= HOLD_MARGIN):
+                    values.append(t["success_rate"] - d["success_rate"])
+            return values
+
+        default_drops, adaptive_drops = drops("default"), drops("adaptive")
+        if not adaptive_drops:
+            verdict = (f"undecided: no adaptive cell where the twin is fooled at least {100 * HOLD_MARGIN:.0f}% "
+                       "of the time (or no numbers yet)")
+        elif min(adaptive_drops) >= HOLD_MARGIN:
+            verdict = "holds"
+        elif default_drops and min(default_drops) >= HOLD_MARGIN:
+            verdict = "does not hold: only hides the search's signal (default attack drops, adaptive not)"
+        elif max(adaptive_drops) >= HOLD_MARGIN:
+            verdict = "partly: holds only at some pixel counts / modes"
+        else:
+            verdict = "does not hold"
+        accuracy = clean.get(defended, {}).get("accuracy")
+        twin_accuracy = clean.get(twin, {}).get("accuracy")
+        result.append({
+            "defended": defended, "twin": twin, "kind": config.kind(defended),
+            "clean_accuracy": accuracy, "twin_clean_accuracy": twin_accuracy,
+            "accuracy_cost": (twin_accuracy - accuracy) if accuracy is not None and twin_accuracy is not None
+            else None,
+            "min_default_drop": min(default_drops) if default_drops else None,
+            "min_adaptive_drop": min(adaptive_drops) if adaptive_drops else None,
+            "mean_adaptive_drop": float(np.mean(adaptive_drops)) if adaptive_drops else None,
+            "verdict": verdict})
+    return result

@@ -1,0 +1,154 @@
+"""docs/results/defenses.md from a defense evaluation's run folder: clean accuracy and
+accuracy cost, attack success (default and adaptive) of each defended victim beside
+its undefended twin, a verdict per defense, and a figure (success vs pixels).
+
+    deattack defenses configs/defenses.py:lenet --out runs/defenses/lenet --report docs/results/defenses.md
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from deattack.defenses.evaluate import HOLD_MARGIN, comparison_rows, verdicts
+from deattack.report import markdown_table, number, percent
+
+
+def _rate(cell: dict[str, Any] | None) -> str:
+    if not cell:
+        return "-"
+    mark = "" if cell.get("complete", True) else "*"
+    return f"{percent(cell['success_rate'])} ({cell['n_attacked']}){mark}"
+
+
+def _queries(cell: dict[str, Any] | None) -> str:
+    return "-" if not cell else number(cell["median_queries_success"], 0)
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.1f} pp"
+
+
+def figure(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Success rate vs pixels, a panel per mode: each defense under the adaptive attack
+    (solid) and the default one (dotted), its twin under the same attacks (dashed)."""
+    from deattack.report import _pyplot
+
+    plt = _pyplot()
+    modes = [m for m in ("untargeted", "targeted") if any(r["mode"] == m for r in rows)] or ["untargeted"]
+    fig, axes = plt.subplots(1, len(modes), figsize=(5.2 * len(modes), 3.8), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    defenses = list(dict.fromkeys(r["defended"] for r in rows))
+    for axis, mode in zip(axes[0], modes):
+        drawn_twins = set()
+        for index, defended in enumerate(defenses):
+            colour = colours[index % len(colours)]
+            mine = sorted((r for r in rows if r["defended"] == defended and r["mode"] == mode),
+                          key=lambda r: r["n_pixels"])
+            for which, style in (("adaptive", "-"), ("default", ":")):
+                points = [(r["n_pixels"], 100 * r[f"{which}_defended"]["success_rate"]) for r in mine
+                          if r[f"{which}_defended"] and r[f"{which}_defended"]["success_rate"] is not None]
+                if points:
+                    axis.plot(*zip(*points), style, marker="o", color=colour, label=f"{defended} ({which})")
+            if not mine:
+                continue
+            twin = mine[0]["twin"]
+            # A wrapper's twin faces the default attack only; a trained defense's twin both budgets.
+            for which in ("default", "adaptive") if mine[0]["kind"] == "trained" else ("default",):
+                points = [(r["n_pixels"], 100 * r[f"{which}_twin"]["success_rate"]) for r in mine
+                          if r[f"{which}_twin"] and r[f"{which}_twin"]["success_rate"] is not None]
+                if points and (twin, which) not in drawn_twins:
+                    drawn_twins.add((twin, which))
+                    budget = " (adaptive budget)" if which == "adaptive" else ""
+                    axis.plot(*zip(*points), "--", marker="s", color="grey" if budget else "black",
+                              label=f"{twin}, undefended{budget}")
+        axis.set_title(mode, fontsize=10)
+        axis.set_xlabel("pixels changed (K)")
+        axis.set_ylabel("attack success rate (%)")
+        axis.set_ylim(0, 100)
+        axis.set_xticks(sorted({r["n_pixels"] for r in rows}) or [1])
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend(fontsize=6)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command: str = "",
+                 figures: bool = True) -> dict[str, Any]:
+    """Writes OUT (markdown), OUT's stem + "_success_vs_pixels.png" and + ".json" beside it.
+
+    Returns:
+      {"rows": ..., "verdicts": ..., "clean": ..., "files": {...}} (also the JSON file).
+    """
+    config, rows, clean = comparison_rows(run_dir)
+    found = verdicts(config, rows, clean)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = {"markdown": str(out), "json": str(out.with_suffix(".json"))}
+    if figures:
+        files["figure"] = str(figure(rows, out.with_name(out.stem + "_success_vs_pixels.png")))
+
+    attack, adaptive = config.attack, config.adaptive_attack
+    budget = (lambda a: f"{a.mutation}/{a.crossover}/{a.adaptation}, F {a.differential_weight}, population "
+              f"{a.population_size} x {a.max_generations} generations ({a.max_queries:,} queries), fitness "
+              f"{a.fitness}, targets {a.targets}")
+    lines = [
+        f"# Defenses against few-pixel attacks: {config.name}", "",
+        f"- run folder: `{Path(run_dir)}`; report command: `{command or '-'}`",
+        f"- images: {config.images.split} [{config.images.start}, {config.images.start + config.images.count}), "
+        "each victim attacked on those it classifies correctly; clean accuracy on the first "
+        f"{next(iter(clean.values()), {}).get('n_images', '-')} test images",
+        f"- default attack: {budget(attack)}; pixels {', '.join(map(str, config.pixels))}",
+        f"- adaptive attack on trained defenses (and their twins): {budget(adaptive)}; pixels "
+        f"{', '.join(map(str, config.adaptive_pixels))}",
+        "- wrappers (`DEFENSE+victim`): *default* = the attack on the undefended twin, its output fed to the "
+        "wrapped system (an attacker who ignores the defense); *adaptive* = the same attack run end to end "
+        "through the wrapper (the transform is part of the model it queries).",
+        f"- a defense **holds** when its adaptive success stays at least {100 * HOLD_MARGIN:.0f} points below "
+        "the undefended twin's under the same attack at every pixel count and mode where the twin is fooled "
+        f"at least {100 * HOLD_MARGIN:.0f}% of the time; the drop columns are over those cells.",
+        "- success cells: rate (attacked problems); `*` = cell not finished.", "",
+    ]
+    if config.note:
+        lines += ["## Conclusion", "", config.note, ""]
+    lines += ["## Verdict and accuracy cost", ""]
+    lines.append(markdown_table(found, [
+        ("Defense", lambda v: f"`{v['defended']}`"), ("Kind", lambda v: v["kind"]),
+        ("Twin", lambda v: f"`{v['twin']}`"),
+        ("Clean accuracy", lambda v: percent(v["clean_accuracy"])),
+        ("Twin clean accuracy", lambda v: percent(v["twin_clean_accuracy"])),
+        ("Accuracy cost", lambda v: _points(v["accuracy_cost"])),
+        ("Min success drop, default", lambda v: _points(v["min_default_drop"])),
+        ("Min success drop, adaptive", lambda v: _points(v["min_adaptive_drop"])),
+        ("Verdict", lambda v: v["verdict"]),
+    ]))
+    lines.append("")
+    by_mode = collections.defaultdict(list)
+    for row in rows:
+        by_mode[row["mode"]].append(row)
+    for mode, mode_rows in by_mode.items():
+        lines += [f"## Attack success, {mode}", ""]
+        lines.append(markdown_table(mode_rows, [
+            ("Defense", lambda r: f"`{r['defended']}`"), ("Pixels", lambda r: str(r["n_pixels"])),
+            ("Default: defended", lambda r: _rate(r["default_defended"])),
+            ("Default: twin", lambda r: _rate(r["default_twin"])),
+            ("Adaptive: defended", lambda r: _rate(r["adaptive_defended"])),
+            ("Adaptive: twin", lambda r: _rate(r["adaptive_twin"])),
+            ("Median queries to success (default / adaptive, defended)",
+             lambda r: f"{_queries(r['default_defended'])} / {_queries(r['adaptive_defended'])}"),
+        ]))
+        lines.append("")
+    if figures:
+        lines += ["## Figure", "", f"![success vs pixels]({Path(files['figure']).name})", ""]
+    out.write_text("\n".join(lines))
+    result = {"run_dir": str(run_dir), "command": command, "config": config.to_json(), "clean": clean,
+              "rows": rows, "verdicts": found, "files": files}
+    Path(files["json"]).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result

@@ -1,0 +1,120 @@
+"""The defense evaluation driver end to end on the toy linear victim of tests/sweep:
+clean accuracy and the oblivious (transfer) attack on a wrapper against independent
+NumPy / scipy recomputations, the report's files and rows, resume, config clash."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from deattack.attack import AttackConfig
+from deattack.defenses.evaluate import DefenseEvalConfig, run_defenses
+from deattack.defenses.report import write_report
+from deattack.report import load
+from deattack.sweep import ImageSet
+from deattack.victim import Victim
+from tests.sweep import toy
+
+CONFIG = DefenseEvalConfig(
+    name="toy", pairs=(("median3+toy", "toy"), ("toy_deadpixel", "toy")), pixels=(1,), modes=("untargeted",),
+    images=ImageSet(count=6), attack=AttackConfig(population_size=8, max_generations=2, slots=2),
+    adaptive_attack=AttackConfig(population_size=8, max_generations=4, slots=2, fitness="margin"),
+    adaptive_pixels=(1,), clean_images=8, chunk_images=6)
+
+
+def _numpy_logits(victim, images):
+    flat = np.asarray(images, np.float64).reshape(len(images), -1) / 255.0
+    return (flat - 0.5) @ np.asarray(victim.variables["weights"], np.float64)
+
+
+def _numpy_median3(images):
+    return np.stack([ndimage.median_filter(np.asarray(i, np.float64), size=(3, 3, 1)) for i in images])
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    from tests.defenses.conftest import numerics
+
+    bare = toy.make_victim()
+    images, labels = toy.make_dataset(bare)
+    weights = np.asarray(bare.variables["weights"]) * np.random.default_rng(3).uniform(0.5, 1.5, (3072, 1))
+    hardened = Victim(name="toy", apply_fn=toy.toy_logits,
+                      variables={"weights": jnp.asarray(weights, jnp.float32), "bias": bare.variables["bias"]})
+    inputs = {"victims": {"toy": bare, "toy_deadpixel": hardened}, "datasets": {"test": (images, labels)}}
+    out = tmp_path_factory.mktemp("defenses") / "run"
+    with numerics():
+        result = run_defenses(CONFIG, out, **inputs)
+        again = run_defenses(CONFIG, out, **inputs)
+    return {"out": out, "result": result, "again": again, "bare": bare, "images": images, "labels": labels,
+            "inputs": inputs}
+
+
+def test_clean_accuracy_matches_numpy(evaluated):
+    bare, images, labels = evaluated["bare"], evaluated["images"], evaluated["labels"]
+    clean = evaluated["result"]["clean"]
+    assert clean["toy"]["accuracy"] == pytest.approx(np.mean(np.argmax(_numpy_logits(bare, images), -1) == labels))
+    filtered = np.argmax(_numpy_logits(bare, _numpy_median3(images)), -1)
+    assert clean["median3+toy"]["accuracy"] == pytest.approx(np.mean(filtered == labels))
+    assert clean["median3+toy"]["n_images"] == 8
+
+
+def test_transfer_attack_matches_an_independent_replay(evaluated):
+    bare, images = evaluated["bare"], evaluated["images"]
+    data = load(evaluated["out"] / "default.sqlite")
+    twin_cell = next(c for c in data.cells if c["victim"] == "toy")
+    records = data.cell_records(twin_cell["cell_id"])
+    assert records
+    kept = fooled = 0
+    for record in records:
+        image = images[record["image_index"]]
+        if np.argmax(_numpy_logits(bare, _numpy_median3(image[None]))[0]) != record["true_label"]:
+            continue
+        adversarial = np.asarray(image, np.float64).copy()
+        for x, y, r, g, b in record["pixels"]:
+            adversarial[y, x] = (r, g, b)
+        kept += 1
+        fooled += int(np.argmax(_numpy_logits(bare, _numpy_median3(adversarial[None]))[0]) != record["true_label"])
+    (row,) = evaluated["result"]["transfer"]
+    assert (row["defended"], row["n_pixels"], row["mode"]) == ("median3+toy", 1, "untargeted")
+    assert (row["n_attacked"], row["n_success"]) == (kept, fooled)
+
+
+def test_stores_resume_and_the_report_has_every_row(evaluated, tmp_path):
+    assert set(evaluated["result"]["sweeps"]) == {"default", "adaptive"}
+    assert all(s["units_run"] == 0 for s in evaluated["again"]["sweeps"].values())
+    victims = {c["victim"] for c in load(evaluated["out"] / "default.sqlite").cells}
+    assert victims == {"median3+toy", "toy", "toy_deadpixel"}
+    assert {c["victim"] for c in load(evaluated["out"] / "adaptive.sqlite").cells} == {"toy", "toy_deadpixel"}
+
+    report = write_report(evaluated["out"], tmp_path / "defenses.md")
+    text = (tmp_path / "defenses.md").read_text()
+    assert (tmp_path / "defenses_success_vs_pixels.png").stat().st_size > 1000
+    assert "`median3+toy`" in text and "`toy_deadpixel`" in text
+    rows = {(r["defended"], r["kind"]): r for r in report["rows"]}
+    wrapper, trained = rows[("median3+toy", "wrapper")], rows[("toy_deadpixel", "trained")]
+    transfer = evaluated["result"]["transfer"][0]
+    assert wrapper["default_defended"]["n_attacked"] == transfer["n_attacked"]
+    # The wrapper's adaptive attack is the end-to-end cell of the default sweep; a trained
+    # defense's is its cell in the adaptive sweep.
+    assert wrapper["adaptive_twin"] == wrapper["default_twin"]
+    assert trained["adaptive_defended"] is not None and trained["adaptive_twin"] is not None
+    accuracy = {v["defended"]: v["clean_accuracy"] for v in report["verdicts"]}
+    assert accuracy["median3+toy"] == evaluated["result"]["clean"]["median3+toy"]["accuracy"]
+    assert json.loads((tmp_path / "defenses.json").read_text())["verdicts"] == report["verdicts"]
+
+
+def test_another_config_in_the_same_folder_is_refused(evaluated):
+    with pytest.raises(ValueError, match="another config"):
+        run_defenses(dataclasses.replace(CONFIG, pixels=(1, 3)), evaluated["out"], **evaluated["inputs"])
+
+
+@pytest.mark.parametrize("pairs, match", [((), "empty"), ((("lenet", "lenet"),), "itself"),
+                                          ((("lenet_deadpixel", "median3+lenet"),), "undefended")])
+def test_bad_pairs_name_the_problem(pairs, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(CONFIG, pairs=pairs)
