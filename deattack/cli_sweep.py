@@ -83,6 +83,18 @@ def _merge(args) -> int:
 def _report(args) -> int:
     from deattack.report import build_report
 
+    if args.operators:  # the operator study (issue 7): one report over several stores
+        from deattack.operator_report import build_operator_report
+
+        result = build_operator_report(args.store, args.out, command=_command_line(args),
+                                       figures=not args.no_figures)
+        print(json.dumps(result["files"]) if args.json else
+              f"operator report of {len(args.store)} store(s) in {args.out}: " + ", ".join(sorted(result["files"])))
+        return 0
+    if len(args.store) > 1:
+        raise ValueError("several stores make one report only with --operators; merge them first "
+                         "(deattack merge OUT STORES...)")
+    args.store = args.store[0]
     result = build_report(args.store, args.out, command=_command_line(args), figures=not args.no_figures)
     if args.json:
         print(json.dumps(result["files"]))
@@ -119,8 +131,11 @@ def add_sweep_commands(subparsers) -> None:
     merge.set_defaults(run=_merge)
 
     report = subparsers.add_parser("report", help="paper-style tables and figures from a store")
-    report.add_argument("store")
+    report.add_argument("store", nargs="+", help="results store (several only with --operators)")
     report.add_argument("--out", required=True, help="report folder")
+    report.add_argument("--operators", action="store_true",
+                        help="the operator study's report (operators.md: success with 95%% CI, queries, "
+                             "anytime curves, McNemar vs rand/1) over one or more stores")
     report.add_argument("--no-figures", dest="no_figures", action="store_true")
     report.add_argument("--json", action="store_true", help="print the written files as JSON")
     report.set_defaults(run=_report)

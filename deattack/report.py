@@ -67,7 +67,11 @@ def load(store_path: str | os.PathLike) -> ReportData:
 
 
 def operator_name(attack: Mapping[str, Any]) -> str:
-    return f"{attack['mutation']}/{attack['crossover']}/{attack['adaptation']}"
+    if attack.get("search", "de") == "exhaustive":  # the corner-scan baseline, no DE operators
+        return "exhaustive-corners"
+    name = f"{attack['mutation']}/{attack['crossover']}/{attack['adaptation']}"
+    init = attack.get("init", "paper")
+    return name if init == "paper" else f"{name}+init-{init}"
 
 
 # --- numbers --------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from deattack.attack.config import AttackConfig
+from deattack.attack.config import FIELDS_ADDED_LATER, AttackConfig
 from deattack.store import Store, canonical_json
 
 # Grid keys of a SweepConfig, in expansion order (the first varies slowest), and the
@@ -94,6 +94,14 @@ class SweepConfig:
         max_generations, targets "all"/"random", differential_weight, ...). Its grid
         fields must stay at their defaults: the grid sets them.
       chunk_images: images per unit (one attack() call, one store commit).
+      variants: optional explicit list of operator settings, replacing the product
+        mutations x crossovers x adaptations (which must then stay at their defaults):
+        each variant is a tuple of (AttackConfig field, value) pairs applied to
+        `attack`, e.g. (("mutation", "rand/1"), ("crossover", "bin")), or
+        (("search", "exhaustive"),). The grid is then victims x pixels x modes x
+        variants x seeds. A variant that sets a grid field (pixels, mode, seed) is
+        restricted to that grid value (the 1-pixel-only exhaustive search at
+        pixels=(1, 3) gives one cell, at 1 pixel; at pixels=(3,) none).
     """
 
     name: str = "sweep"
@@ -107,6 +115,7 @@ class SweepConfig:
     images: ImageSet = ImageSet()
     attack: AttackConfig = AttackConfig()
     chunk_images: int = 16
+    variants: tuple[tuple[tuple[str, Any], ...], ...] = ()
 
     def __post_init__(self):
         for key, field in GRID_KEYS.items():
@@ -136,18 +145,53 @@ class SweepConfig:
                                  f"set {key}=... instead")
         if not isinstance(self.chunk_images, int) or self.chunk_images < 1:
             raise ValueError(f"sweep key 'chunk_images' must be an integer >= 1, got {self.chunk_images!r}")
-        for combination in self._combinations():  # e.g. population too small for a mutation
+        self._check_variants()
+        for victim, fields in self._combinations():  # e.g. population too small for a mutation
             try:
-                self._attack_config(combination)
+                self._attack_config(fields)
             except ValueError as error:
-                named = ", ".join(f"{k}={v!r}" for k, v in zip(GRID_KEYS, combination))
+                named = ", ".join(f"{k}={v!r}" for k, v in {"victim": victim, **fields}.items())
                 raise ValueError(f"sweep cell ({named}) is invalid: {error}") from None
 
-    def _combinations(self):
-        return itertools.product(*(getattr(self, key) for key in GRID_KEYS))
+    def _check_variants(self) -> None:
+        variants = tuple(tuple(tuple(pair) for pair in variant) for variant in self.variants)
+        object.__setattr__(self, "variants", variants)
+        if not variants:
+            return
+        for key in ("mutations", "crossovers", "adaptations"):
+            if len(getattr(self, key)) > 1:
+                raise ValueError(f"sweep key {key!r} has several values but 'variants' is set: "
+                                 "put every operator setting in 'variants'")
+        if len(set(variants)) != len(variants):
+            raise ValueError("sweep key 'variants' repeats a variant")
+        fields = {f.name for f in dataclasses.fields(AttackConfig)}
+        for variant in variants:
+            for pair in variant:
+                if len(pair) != 2 or pair[0] not in fields:
+                    raise ValueError(f"sweep key 'variants': {pair!r} is not a (field, value) pair of an "
+                                     f"AttackConfig field; known fields: {', '.join(sorted(fields))}")
+            names = [name for name, _ in variant]
+            if len(set(names)) != len(names):
+                raise ValueError(f"sweep key 'variants': {variant!r} sets a field twice")
+        if not any(True for _ in self._combinations()):
+            raise ValueError("sweep key 'variants': every variant is restricted to grid values the grid "
+                             "does not contain, so the sweep has no cells")
 
-    def _attack_config(self, combination: Sequence[Any]) -> AttackConfig:
-        fields = {GRID_KEYS[k]: v for k, v in zip(GRID_KEYS, combination) if GRID_KEYS[k]}
+    def _combinations(self):
+        """(victim, AttackConfig fields) of every cell, in grid order."""
+        if not self.variants:
+            for combination in itertools.product(*(getattr(self, key) for key in GRID_KEYS)):
+                yield combination[0], {GRID_KEYS[k]: v for k, v in zip(GRID_KEYS, combination) if GRID_KEYS[k]}
+            return
+        for victim, pixels, mode, variant, seed in itertools.product(
+                self.victims, self.pixels, self.modes, self.variants, self.seeds):
+            grid = {"pixels": pixels, "mode": mode, "seed": seed}
+            settings = dict(variant)
+            if any(settings.get(name, value) != value for name, value in grid.items()):
+                continue  # the variant is restricted to another grid value
+            yield victim, {**grid, **settings}
+
+    def _attack_config(self, fields: dict[str, Any]) -> AttackConfig:
         return dataclasses.replace(self.attack, **fields)
 
     def to_json(self) -> dict[str, Any]:
@@ -158,7 +202,10 @@ class SweepConfig:
         the attack's device layout (slots, chunking), which do not change results."""
         data = self.to_json()
         data.pop("name")
-        data["attack"] = {k: v for k, v in data["attack"].items() if k not in LAYOUT_FIELDS}
+        if not data["variants"]:  # sweeps written before variants existed keep their key
+            data.pop("variants")
+        data["attack"] = {k: v for k, v in data["attack"].items() if k not in LAYOUT_FIELDS
+                          and not (k in FIELDS_ADDED_LATER and v == FIELDS_ADDED_LATER[k])}
         data["random_targets"] = RANDOM_TARGET_RULE
         return data
 
@@ -196,8 +243,8 @@ class Cell:
 
     def describe(self) -> str:
         a = self.attack
-        return (f"{self.victim} {a.pixels}px {a.mode} {a.mutation}+{a.crossover}+{a.adaptation} "
-                f"seed {a.seed}")
+        operator = f"{a.mutation}+{a.crossover}+{a.adaptation}" if a.search == "de" else a.search
+        return f"{self.victim} {a.pixels}px {a.mode} {operator} seed {a.seed}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,9 +263,10 @@ class Unit:
 
 def expand(config: SweepConfig) -> list[Cell]:
     """The grid's cells, in a fixed order: victims, pixels, modes, mutations, crossovers,
-    adaptations, seeds (the first varies slowest)."""
-    return [Cell(position, combination[0], config._attack_config(combination), config.images)
-            for position, combination in enumerate(config._combinations())]
+    adaptations, seeds (the first varies slowest); with `variants`: victims, pixels,
+    modes, variants, seeds."""
+    return [Cell(position, victim, config._attack_config(fields), config.images)
+            for position, (victim, fields) in enumerate(config._combinations())]
 
 
 def units_of(config: SweepConfig, cells: Sequence[Cell] | None = None) -> list[Unit]:

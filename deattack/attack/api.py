@@ -134,7 +134,10 @@ def attack(
     def verify(perturbed: np.ndarray) -> np.ndarray:
         return predict(victim, perturbed, batch_size=bucket_size(len(perturbed), 64))
 
-    runner = SlotRunner(config, victim.apply_fn, victim.variables, images, verify, clean_logits)
+    runner_class = SlotRunner
+    if config.search == "exhaustive":  # the corner-scan baseline (deattack.attack.exhaustive)
+        from deattack.attack.exhaustive import ExhaustiveRunner as runner_class
+    runner = runner_class(config, victim.apply_fn, victim.variables, images, verify, clean_logits)
     new_records, progress = runner.run(
         runnable, on_finished=store.append if store is not None else None, on_progress=on_progress)
     records.extend(new_records)

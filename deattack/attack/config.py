@@ -9,6 +9,12 @@ from deattack.attack.encoding import INITIALISATIONS
 from deattack.de import ADAPTATIONS, BOUNDS, CROSSOVERS, MUTATIONS, DEConfig, DEParams
 
 TARGET_CHOICES = ("all", "random")
+# "de": the DE attack; "exhaustive": every pixel location x the 8 corners of the colour
+# cube, one pixel only (deattack.attack.exhaustive), a baseline that ignores the DE fields.
+SEARCHES = ("de", "exhaustive")
+# Fields added after stores and result folders were first written: left out of
+# search_key() at these defaults, so those stores keep their keys and still resume.
+FIELDS_ADDED_LATER = {"search": "de"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +35,8 @@ class AttackConfig:
         at most P * (max_generations + 1) queries.
       mutation, crossover, adaptation: operator names in deattack.de's registries.
       differential_weight: F, (0, 2]; crossover_rate: CR, [0, 1].
-      init: "paper" (x, y ~ U(0, 32), rgb ~ N(128, 127)) or "uniform".
+      init: "paper" (x, y ~ U(0, 32), rgb ~ N(128, 127)), "uniform" or "corners" (rgb
+        channels 0 or 255).
       coordinate_bounds, colour_bounds: DE bound handling of x/y and of r/g/b.
       slots: problems evolved together (device batch = slots x P candidates).
       chunk_generations: generations per jitted call; finished slots are refilled
@@ -40,6 +47,9 @@ class AttackConfig:
       devices: local devices the slots are spread over (0 = all); slots are rounded
         up to a multiple of it.
       seed: root of every problem's PRNG stream.
+      search: "de" (this attack), or "exhaustive" (1 pixel: all H x W locations x the
+        8 colour-cube corners in a per-problem random order, stopping at the first
+        success; deattack.attack.exhaustive), a baseline at a fixed budget.
     """
 
     pixels: int = 1
@@ -63,6 +73,7 @@ class AttackConfig:
     refill: bool = True
     devices: int = 0
     seed: int = 0
+    search: str = "de"
 
     def __post_init__(self):
         def choice(field, known):
@@ -81,6 +92,9 @@ class AttackConfig:
         choice("adaptation", ADAPTATIONS)
         choice("coordinate_bounds", BOUNDS)
         choice("colour_bounds", BOUNDS)
+        choice("search", SEARCHES)
+        if self.search == "exhaustive" and self.pixels != 1:
+            raise ValueError(f"search='exhaustive' covers one pixel only, got pixels={self.pixels}")
         if not 0.0 <= self.confidence < 1.0:
             raise ValueError(f"confidence must be in [0, 1), got {self.confidence}")
         if self.max_generations < 0:
@@ -101,17 +115,20 @@ class AttackConfig:
 
     @property
     def max_queries(self) -> int:
-        """Budget per problem: the initial population plus one per generation."""
+        """Budget per problem: the initial population plus one per generation (DE), or
+        every location x colour-cube corner (exhaustive, 32 x 32 images)."""
+        if self.search == "exhaustive":
+            return 32 * 32 * 8
         return self.population_size * (self.max_generations + 1)
 
     def de_config(self) -> DEConfig:
-        from deattack.attack.encoding import bound_names
+        from deattack.attack.encoding import bound_names, dim_kinds
 
         return DEConfig(
             population_size=self.population_size, num_dims=self.num_dims,
             mutation=self.mutation, crossover=self.crossover, adaptation=self.adaptation,
             bounds=bound_names(self.pixels, self.coordinate_bounds, self.colour_bounds),
-            max_generations=self.max_generations)
+            dim_kinds=dim_kinds(self.pixels), max_generations=self.max_generations)
 
     def de_params(self) -> DEParams:
         return DEParams(differential_weight=float(self.differential_weight),
@@ -127,7 +144,8 @@ class AttackConfig:
     def search_key(self) -> dict:
         """Fields that change results (not slots/chunking/microbatch/refill)."""
         layout = {"slots", "chunk_generations", "microbatch", "refill", "devices"}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in layout}
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in layout and not (k in FIELDS_ADDED_LATER and v == FIELDS_ADDED_LATER[k])}
 
 
 def paper_config(pixels: int = 1, mode: str = "untargeted", **overrides) -> AttackConfig:

@@ -26,6 +26,13 @@ def bound_names(num_pixels: int, coordinates: str, colours: str) -> tuple[str, .
     return (coordinates, coordinates, colours, colours, colours) * num_pixels
 
 
+def dim_kinds(num_pixels: int) -> tuple[str, ...]:
+    """What DE may know about each gene (deattack.de.space): coordinates are read
+    through floor, so they are "integer"; colours that fool tend to be saturated
+    (0 or 255), so they are "extreme"."""
+    return ("integer", "integer", "extreme", "extreme", "extreme") * num_pixels
+
+
 def decode(genes: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Integer pixels from genes.
 
@@ -64,4 +71,21 @@ def uniform_population(key: jax.Array, population_size: int, num_pixels: int,
     return lower[None, :] + uniform * (upper - lower)[None, :]
 
 
-INITIALISATIONS = {"paper": paper_population, "uniform": uniform_population}
+def corner_population(key: jax.Array, population_size: int, num_pixels: int,
+                      height: int = 32, width: int = 32) -> jax.Array:
+    """x, y ~ U(0, size) as in the paper; each colour channel 0 or 255 (1/2 each): the
+    colour cube's corners, where one-pixel attacks mostly succeed (see
+    deattack.attack.exhaustive).
+
+    Returns:
+      float32 [P, 5K].
+    """
+    coordinate_key, colour_key = jax.random.split(key)
+    shape = (population_size, num_pixels)
+    size = jnp.asarray([[[width, height]]], jnp.float32)
+    coordinates = jax.random.uniform(coordinate_key, (*shape, 2)) * (size - _COORDINATE_TOP)
+    colours = jnp.where(jax.random.bernoulli(colour_key, 0.5, (*shape, 3)), 255.0, 0.0)
+    return jnp.concatenate([coordinates, colours], axis=-1).reshape(population_size, -1)
+
+
+INITIALISATIONS = {"paper": paper_population, "uniform": uniform_population, "corners": corner_population}

@@ -9,6 +9,7 @@ from deattack.de.config import DEConfig, DEParams
 from deattack.de.crossover import CROSSOVERS
 from deattack.de.engine import FitnessFn, active, ask, init, run, step, tell
 from deattack.de.mutation import MUTATIONS, draw_distinct_indices
+from deattack.de.space import DIM_KINDS, SearchSpace
 from deattack.de.state import DEState
 
 __all__ = [
@@ -16,11 +17,13 @@ __all__ = [
     "Adaptation",
     "BOUNDS",
     "CROSSOVERS",
+    "DIM_KINDS",
     "DEConfig",
     "DEParams",
     "DEState",
     "FitnessFn",
     "MUTATIONS",
+    "SearchSpace",
     "active",
     "ask",
     "draw_distinct_indices",

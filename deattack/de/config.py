@@ -17,6 +17,7 @@ from deattack.de import adaptation as adaptation_lib
 from deattack.de import bounds as bounds_lib
 from deattack.de import crossover as crossover_lib
 from deattack.de import mutation as mutation_lib
+from deattack.de import space as space_lib
 
 
 def _check_name(field: str, name: str, registry: dict) -> None:
@@ -38,6 +39,9 @@ class DEConfig:
             "shade".
         bounds: a name in `bounds.BOUNDS` for every dimension, or a tuple of D names,
             one per dimension (e.g. reflect for pixel coordinates, clip for colours).
+        dim_kinds: a name in `space.DIM_KINDS` for every dimension, or a tuple of D
+            names ("real", "integer", "extreme"): generic structure that some
+            operators exploit (e.g. "rand/1-snap"); the textbook ones ignore it.
         max_generations: generations after which a problem stops, solved or not.
         archive: keep the JADE archive of replaced parents, used by
             "current-to-pbest/1" to draw x_r2 from population U archive. None means
@@ -50,6 +54,7 @@ class DEConfig:
     crossover: str = "none"
     adaptation: str = "constant"
     bounds: tuple[str, ...] | str = "clip"
+    dim_kinds: tuple[str, ...] | str = "real"
     max_generations: int = 100
     archive: bool | None = None
 
@@ -69,6 +74,16 @@ class DEConfig:
                         f"bounds has {len(self.bounds)} names but num_dims={self.num_dims}")
             for name in self.bounds:
                 _check_name("bounds", name, bounds_lib.BOUNDS)
+        known_kinds = dict.fromkeys(space_lib.DIM_KINDS)
+        if isinstance(self.dim_kinds, str):
+            _check_name("dim_kinds", self.dim_kinds, known_kinds)
+        else:
+            object.__setattr__(self, "dim_kinds", tuple(self.dim_kinds))
+            if len(self.dim_kinds) != self.num_dims:
+                raise ValueError(
+                        f"dim_kinds has {len(self.dim_kinds)} names but num_dims={self.num_dims}")
+            for name in self.dim_kinds:
+                _check_name("dim_kinds", name, known_kinds)
         minimum = mutation_lib.MIN_POPULATION_SIZE[self.mutation]
         if self.population_size < minimum:
             raise ValueError(
@@ -91,6 +106,13 @@ class DEConfig:
         if isinstance(self.bounds, str):
             return (self.bounds,) * self.num_dims
         return self.bounds
+
+    @property
+    def kinds_per_dim(self) -> tuple[str, ...]:
+        """The kind ("real", "integer", "extreme") of each of the D dimensions."""
+        if isinstance(self.dim_kinds, str):
+            return (self.dim_kinds,) * self.num_dims
+        return self.dim_kinds
 
     @property
     def archive_size(self) -> int:
@@ -116,6 +138,12 @@ class DEParams:
         adaptive_cr_init: initial mu_CR of JADE and SHADE's memory, [0, 1].
         adaptive_f_scale: scale of JADE/SHADE's Cauchy draw of F, > 0.
         adaptive_cr_scale: standard deviation of JADE/SHADE's normal draw of CR, > 0.
+        snap_probability: rho, [0, 1]; "rand/1-snap" moves each "extreme" gene of
+            a mutant to its nearer bound with this probability, and
+            "rand/1-snap-local" redraws each "extreme" gene of a local move as a
+            random bound with it.
+        local_probability: lambda, [0, 1]; fraction of members whose trial in
+            "rand/1-snap-local" is a local move around a p-best member.
     """
 
     differential_weight: float = 0.5
@@ -130,6 +158,8 @@ class DEParams:
     adaptive_cr_init: float = 0.5
     adaptive_f_scale: float = 0.1
     adaptive_cr_scale: float = 0.1
+    snap_probability: float = 0.5
+    local_probability: float = 0.5
 
     def validate(self) -> DEParams:
         """Checks concrete values on the host; returns self.
@@ -151,6 +181,8 @@ class DEParams:
                 ("adaptive_cr_init", 0.0, 1.0, True, True),
                 ("adaptive_f_scale", 0.0, math.inf, False, True),
                 ("adaptive_cr_scale", 0.0, math.inf, False, True),
+                ("snap_probability", 0.0, 1.0, True, True),
+                ("local_probability", 0.0, 1.0, True, True),
         )
         for field, low, high, low_inclusive, high_inclusive in ranges:
             value = float(getattr(self, field))

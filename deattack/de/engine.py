@@ -34,6 +34,7 @@ from deattack.de import adaptation as adaptation_lib
 from deattack.de import bounds as bounds_lib
 from deattack.de import crossover as crossover_lib
 from deattack.de import mutation as mutation_lib
+from deattack.de import space as space_lib
 from deattack.de.config import DEConfig, DEParams
 from deattack.de.state import DEState
 
@@ -52,9 +53,11 @@ _NUM_GENERATION_KEYS = 5
 
 
 def _sanitize(fitness: Array, solved: Array) -> tuple[Array, Array]:
-    """NaN fitness counts as +inf, so it can never win a comparison."""
+    """NaN fitness counts as +inf, so it can never win a comparison, and never solves a
+    problem, whatever the fitness function claims (e.g. NaN logits read as a new class)."""
     fitness = jnp.asarray(fitness, jnp.float32)
-    return jnp.where(jnp.isnan(fitness), jnp.inf, fitness), jnp.asarray(solved, bool)
+    nan = jnp.isnan(fitness)
+    return jnp.where(nan, jnp.inf, fitness), jnp.asarray(solved, bool) & ~nan
 
 
 def _best_index(fitness: Array, solved: Array) -> Array:
@@ -156,8 +159,9 @@ def _ask_one(config: DEConfig, params: DEParams, key, generation, population,
         key, generation)
     scheme = adaptation_lib.ADAPTATIONS[config.adaptation]
     weight, rate = scheme.sample(adapt_key, adapt, params, config.population_size)
+    space = space_lib.make_space(lower, upper, config.kinds_per_dim)
     mutants = mutation_lib.MUTATIONS[config.mutation](
-        mutation_key, population, fitness, weight, params, archive, archive_size)
+        mutation_key, population, fitness, weight, params, archive, archive_size, space)
     trials = crossover_lib.CROSSOVERS[config.crossover](
         crossover_key, population, mutants, rate)
     return _apply_bounds(config, bounds_key, trials, lower, upper), weight, rate

@@ -30,9 +30,14 @@ def _solve(config, seed=1):
     return {f: best[functions == f] for f in TOLERANCE}
 
 
+# Random search (uniform resampling of the box) is a baseline of the attack study, not an
+# optimiser that converges: 24,000 uniform draws do not get a 5-D sphere to 1e-6.
+CONVERGENT_MUTATIONS = sorted(set(de.MUTATIONS) - {"random"})
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("crossover", sorted(de.CROSSOVERS))
-@pytest.mark.parametrize("mutation", sorted(de.MUTATIONS))
+@pytest.mark.parametrize("mutation", CONVERGENT_MUTATIONS)
 def test_every_mutation_and_crossover_converges(mutation, crossover):
     best = _solve(de.DEConfig(P, D, mutation=mutation, crossover=crossover,
                               max_generations=600))

@@ -41,13 +41,20 @@ REFERENCES = {
 
 
 def _call(name, key, population, fitness, weight, params, archive, archive_size):
+    # The textbook operators ignore the search space (box and dimension kinds).
+    space = de.SearchSpace(lower=-jnp.ones(D), upper=jnp.ones(D),
+                           integer=jnp.zeros(D, bool), extreme=jnp.zeros(D, bool))
     return np.asarray(mutation.MUTATIONS[name](
         key, jnp.asarray(population), jnp.asarray(fitness), weight, params,
-        jnp.asarray(archive), jnp.asarray(archive_size, jnp.int32)))
+        jnp.asarray(archive), jnp.asarray(archive_size, jnp.int32), space))
+
+
+# Tested in test_structured_operators.py against their own formulas.
+STRUCTURED = {"rand/1-snap", "rand/1-snap-local", "random"}
 
 
 def test_every_mutation_has_a_reference_and_minimum():
-    assert set(REFERENCES) | {"current-to-pbest/1"} == set(mutation.MUTATIONS)
+    assert set(REFERENCES) | {"current-to-pbest/1"} | STRUCTURED == set(mutation.MUTATIONS)
     assert set(mutation.MIN_POPULATION_SIZE) == set(mutation.MUTATIONS)
 
 

@@ -1,0 +1,133 @@
+"""Which DE operator is best for few-pixel attacks, at equal queries (issue 7).
+
+Every variant gets the paper's budget, 400 x (100 + 1) = 40,400 queries a problem
+(population 400, at most 100 generations; the exhaustive corner scan stops at 8,192),
+F = 0.5 and CR = 0.9 where they apply, the paper's initial population and bounds.
+
+Variants (names as the report prints them, mutation/crossover/adaptation):
+- textbook: every mutation of deattack.de (rand/1, rand/2, best/1, best/2,
+  current-to-best/1, current-to-pbest/1 with JADE's archive) x crossover none, bin, exp;
+- adaptive, on their natural mutation: jDE (rand/1/bin), JADE and SHADE
+  (current-to-pbest/1/bin);
+- designed for pixels (deattack/de/mutation.py): rand/1-snap (colours snap to the cube's
+  corners) and rand/1-snap-local (plus neighbour-pixel moves around p-best members),
+  the latter and rand/1 also with the initial colours at the corners (init "corners");
+- baselines: random search (uniform resampling of the box, greedy selection) and, for
+  1 pixel, the exhaustive scan of all 1,024 locations x 8 corner colours.
+
+Variants:
+  screen                   lenet, the first 274 test images (exactly 200 correctly
+                           classified), 1 and 3 px untargeted, seed 0: 53 cells.
+  followup-lenet           FOLLOWUP (best five of the screen + rand/1), 3 seeds, lenet,
+                           1/3/5 px untargeted on the screen's 200 images: 42 cells
+                           (seed 0 at 1 and 3 px is the screen's: report both stores).
+  followup-lenet-targeted  the same, 1 px targeted (one random target an image) on the
+                           first 71 test images (50 correctly classified): 18 cells.
+  followup-resnet20        the same, resnet20, 1 px untargeted on the first 109 test
+                           images (exactly 100 correctly classified by the shipped
+                           20-epoch checkpoint, 89.1 % test accuracy): 18 cells.
+  smoke                    the screen's 53 cells on the first 2 test images, population
+                           12, 3 generations: a plumbing check (compiling dominates:
+                           ~15-60 s a cell on 2 shared CPU cores; --shard 0/7 runs 7).
+
+  deattack sweep configs/operators.py:screen --shard 0/2 --store runs/sweep/operators-screen-0.sqlite  # and 1/2
+  deattack merge runs/sweep/operators-screen.sqlite runs/sweep/operators-screen-*-of-*.sqlite
+  deattack report runs/sweep/operators-screen.sqlite --operators --out docs/results
+  # edit FOLLOWUP below from the screen report's ranking, then
+  deattack sweep configs/operators.py:followup-lenet            # etc.
+  deattack report runs/sweep/operators-screen.sqlite runs/sweep/operators-followup-*.sqlite \
+      --operators --out docs/results
+
+Budget (2 CPU cores, lenet ~8,000 images/s): a failed problem costs 40,400 queries
+(~5 s), a success on lenet a median of ~400-2,000; the screen is at most
+53 x 200 x 40,400 = 428 M queries (~15 h), about 125 M (~4.5 h) at rand/1's mean cost
+in docs/results/engine (15,400 queries a problem at 1 px, 8,400 at 3 px).
+"""
+
+import dataclasses
+
+from deattack.attack import AttackConfig
+from deattack.sweep import ImageSet, SweepConfig
+
+TEXTBOOK_MUTATIONS = ("rand/1", "rand/2", "best/1", "best/2", "current-to-best/1", "current-to-pbest/1")
+CROSSOVERS = ("none", "bin", "exp")
+
+
+def _variant(mutation: str, crossover: str = "none", adaptation: str = "constant") -> tuple:
+    return (("mutation", mutation), ("crossover", crossover), ("adaptation", adaptation))
+
+
+def _name(variant: tuple) -> str:
+    """The report's label (deattack.report.operator_name)."""
+    settings = dict(variant)
+    if settings.get("search") == "exhaustive":
+        return "exhaustive-corners"
+    name = f"{settings['mutation']}/{settings['crossover']}/{settings['adaptation']}"
+    return name + (f"+init-{settings['init']}" if "init" in settings else "")
+
+
+SCREEN_VARIANTS = (
+    *(_variant(m, c) for m in TEXTBOOK_MUTATIONS for c in CROSSOVERS),
+    _variant("rand/1", "bin", "jde"),
+    _variant("current-to-pbest/1", "bin", "jade"),
+    _variant("current-to-pbest/1", "bin", "shade"),
+    _variant("rand/1-snap"),
+    _variant("rand/1-snap-local"),
+    # The same structure in the encoding: colours start at the cube's corners (rand/1
+    # with it separates the initialisation's share from the operator's).
+    _variant("rand/1-snap-local") + (("init", "corners"),),
+    _variant("rand/1") + (("init", "corners"),),
+    _variant("random"),
+    (("search", "exhaustive"), ("pixels", 1)),
+)
+VARIANTS = {_name(v): v for v in SCREEN_VARIANTS}
+BASELINE = "rand/1/none/constant"  # Su et al. 2019, the reference of the paired tests
+
+# The best five of the screen plus rand/1. Set from the screen report's ranking
+# (docs/results/operators.md, "Ranking") before running the follow-up; until then a
+# guess: the two pixel variants, JADE, SHADE and best/1/bin.
+FOLLOWUP = (
+    BASELINE,
+    "rand/1-snap/none/constant",
+    "rand/1-snap-local/none/constant",
+    "current-to-pbest/1/bin/jade",
+    "current-to-pbest/1/bin/shade",
+    "best/1/bin/constant",
+)
+
+ATTACK = AttackConfig(population_size=400, max_generations=100, differential_weight=0.5,
+                      crossover_rate=0.9, slots=16, targets="random")
+
+
+def get_config(variant: str = "screen") -> SweepConfig:
+    variant = variant or "screen"
+    screen = SweepConfig(
+        name="operators-screen", victims=("lenet",), pixels=(1, 3), modes=("untargeted",), seeds=(0,),
+        images=ImageSet(split="test", start=0, count=274, correct_only=True),
+        attack=ATTACK, chunk_images=40, variants=SCREEN_VARIANTS)
+    unknown = [name for name in FOLLOWUP if name not in VARIANTS]
+    if unknown:
+        raise ValueError(f"FOLLOWUP names unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    followup = dataclasses.replace(screen, seeds=(0, 1, 2), variants=tuple(VARIANTS[n] for n in FOLLOWUP))
+    # Seed 0 at 1 and 3 px are the screen's cells (same victim, images, settings: same
+    # cell ids), so the lenet follow-up runs only seeds 1, 2 there and all three at 5 px;
+    # its report reads both stores.
+    reusing = tuple(VARIANTS[n] + extra for n in FOLLOWUP
+                    for extra in ((("seed", 1),), (("seed", 2),), (("pixels", 5), ("seed", 0))))
+    configs = {
+        "screen": screen,
+        "followup-lenet": dataclasses.replace(followup, name="operators-followup-lenet", pixels=(1, 3, 5),
+                                              variants=reusing),
+        "followup-lenet-targeted": dataclasses.replace(
+            followup, name="operators-followup-lenet-targeted", pixels=(1,), modes=("targeted",),
+            images=ImageSet(split="test", start=0, count=71, correct_only=True), chunk_images=24),
+        "followup-resnet20": dataclasses.replace(
+            followup, name="operators-followup-resnet20", victims=("resnet20",), pixels=(1,),
+            images=ImageSet(split="test", start=0, count=109, correct_only=True)),
+        "smoke": dataclasses.replace(
+            screen, name="operators-smoke", images=ImageSet(split="test", start=0, count=2, correct_only=True),
+            chunk_images=2, attack=dataclasses.replace(ATTACK, population_size=12, max_generations=3, slots=4)),
+    }
+    if variant not in configs:
+        raise ValueError(f"operators has no variant {variant!r}; known: {', '.join(configs)}")
+    return configs[variant]

@@ -1,0 +1,317 @@
+"""The operator study's report (issue 7): which DE operator attacks best at equal queries.
+
+  deattack report runs/sweep/operators-screen.sqlite [more stores] --operators --out docs/results
+
+reads one or more sweep stores (configs/operators.py) and writes operators.md,
+operators.json and operators_anytime.png into --out. Per setting (victim, pixels,
+mode) and operator, seeds pooled:
+
+- success rate with its 95 % Wilson score interval;
+- median queries to success (over successes);
+- the anytime curve: success rate after q queries for every q = 0 .. budget, read from
+  each problem's queries to success (one run gives the whole curve); its mean over
+  q in [0, budget] (the area under it, as a fraction) and its value at fixed budgets;
+- a paired comparison with DE/rand/1 (Su et al. 2019) on the same problems (seed,
+  image, target): the exact McNemar test, i.e. a two-sided binomial test of the
+  discordant pairs b (only the variant succeeds) and c (only rand/1 does) against 1/2.
+
+NumPy and the standard library only (scipy is a test dependency): the tests check the
+Wilson interval and the McNemar p-value against scipy.stats.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deattack import report
+
+Z_95 = 1.959963984540054  # the standard normal's 97.5 % quantile
+BASELINE = "rand/1/none/constant"
+CHECKPOINTS = (400, 2_000, 8_192, 40_400)  # queries at which the tables read the anytime curve
+
+
+# --- statistics -------------------------------------------------------------------------
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (no continuity correction).
+
+    Returns:
+      (low, high) in [0, 1]; (0, 1) when trials is 0.
+    """
+    if trials < 0 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials, got {successes} of {trials}")
+    if trials == 0:
+        return 0.0, 1.0
+    rate = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (rate + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mcnemar_exact(only_first: int, only_second: int) -> float:
+    """Exact two-sided McNemar p-value from the discordant pair counts b and c.
+
+    Under the null hypothesis each discordant pair is b or c with probability 1/2, so
+    p = min(1, 2 P(Binomial(b + c, 1/2) <= min(b, c))), computed with integers.
+    """
+    if only_first < 0 or only_second < 0:
+        raise ValueError(f"discordant counts must be >= 0, got {only_first}, {only_second}")
+    total = only_first + only_second
+    if total == 0:
+        return 1.0
+    tail = sum(math.comb(total, k) for k in range(min(only_first, only_second) + 1))
+    return min(1.0, 2 * tail / 2**total)
+
+
+def anytime_success(queries_to_success: Sequence[int], attacked: int, budget: int) -> np.ndarray:
+    """Success rate after q queries, for every q = 0 .. budget.
+
+    Args:
+      queries_to_success: the queries each successful problem spent (<= budget).
+      attacked: problems attacked (successes and failures).
+      budget: the largest q.
+
+    Returns:
+      float64 [budget + 1]: entry q is #(queries_to_success <= q) / attacked.
+    """
+    counts = np.bincount(np.minimum(np.asarray(queries_to_success, np.int64), budget + 1),
+                         minlength=budget + 2)[:budget + 1]
+    return np.cumsum(counts) / max(attacked, 1)
+
+
+# --- grouping -------------------------------------------------------------------------
+
+
+def operator_label(attack: Mapping[str, Any]) -> str:
+    return report.operator_name(attack)
+
+
+def _budget(attack: Mapping[str, Any]) -> int:
+    if attack.get("search", "de") == "exhaustive":
+        return 32 * 32 * 8
+    return attack["population_size"] * (attack["max_generations"] + 1)
+
+
+def collect(stores: Sequence[str | os.PathLike]) -> dict[tuple, dict[str, Any]]:
+    """Reads stores into {(victim, pixels, mode, targets, operator): group}.
+
+    A group holds its records keyed by (seed, image_index, target), its seeds, budget and
+    whether every cell is complete. Identical cells in several stores (the same cell id)
+    count once, so a follow-up store may reuse the screen's cells.
+    """
+    groups: dict[tuple, dict[str, Any]] = {}
+    seen_cells = set()
+    for path in stores:
+        data = report.load(path)
+        for cell in data.cells:
+            if cell["cell_id"] in seen_cells:
+                continue
+            seen_cells.add(cell["cell_id"])
+            attack = cell["config"]["attack"]
+            key = (cell["victim"], cell["n_pixels"], cell["mode"], cell["targets"] if cell["mode"] == "targeted"
+                   else "-", operator_label(attack))
+            group = groups.setdefault(key, {"records": {}, "seeds": set(), "budget": 0, "complete": True,
+                                            "search": attack.get("search", "de")})
+            group["seeds"].add(cell["seed"])
+            group["budget"] = max(group["budget"], _budget(attack))
+            group["complete"] &= cell["units_done"] >= cell["units_total"]
+            for record in data.cell_records(cell["cell_id"]):
+                if record["status"] != report.NONFINITE:
+                    group["records"][(cell["seed"], record["image_index"], record["target"])] = record
+    return groups
+
+
+def group_stats(group: Mapping[str, Any], baseline: Mapping[str, Any] | None,
+                horizon: int | None = None) -> dict[str, Any]:
+    """One operator's numbers in one setting; the anytime curve runs to `horizon` (the
+    setting's largest budget, default the group's own), flat after the group's budget, so
+    every operator of a setting is read over the same query range."""
+    records = group["records"]
+    attacked = len(records)
+    queries = [r["queries"] for r in records.values() if r["success"]]
+    successes = len(queries)
+    low, high = wilson_interval(successes, attacked)
+    horizon = max(horizon or 0, group["budget"])
+    curve = anytime_success(queries, attacked, horizon)
+    stats = {
+        "n_problems": attacked, "n_seeds": len(group["seeds"]), "n_success": successes,
+        "success_rate": successes / attacked if attacked else None, "ci_low": low, "ci_high": high,
+        "median_queries_success": float(np.median(queries)) if queries else None,
+        "anytime_mean": float(curve.mean()) if attacked else None,
+        "success_at": {q: float(curve[min(q, horizon)]) for q in CHECKPOINTS if attacked},
+        "budget": group["budget"], "horizon": horizon, "complete": group["complete"],
+        "pairs": None, "only_variant": None, "only_baseline": None, "paired_difference": None,
+        "mcnemar_p": None,
+    }
+    if baseline is not None:
+        shared = sorted(set(records) & set(baseline["records"]))
+        only_variant = sum(records[k]["success"] and not baseline["records"][k]["success"] for k in shared)
+        only_baseline = sum(baseline["records"][k]["success"] and not records[k]["success"] for k in shared)
+        stats.update(pairs=len(shared), only_variant=only_variant, only_baseline=only_baseline,
+                     paired_difference=(only_variant - only_baseline) / len(shared) if shared else None,
+                     mcnemar_p=mcnemar_exact(only_variant, only_baseline))
+    return stats
+
+
+def study_tables(groups: Mapping[tuple, Mapping[str, Any]], baseline: str = BASELINE) -> dict[tuple, list[dict]]:
+    """{setting (victim, pixels, mode, targets): rows sorted by success rate}, each row a
+    group's stats plus its operator; rows are paired against `baseline` when present."""
+    tables: dict[tuple, list[dict]] = collections.defaultdict(list)
+    horizons: dict[tuple, int] = collections.defaultdict(int)
+    for key, group in groups.items():
+        horizons[key[:4]] = max(horizons[key[:4]], group["budget"])
+    for key, group in groups.items():
+        setting, operator = key[:4], key[4]
+        reference = groups.get((*setting, baseline))
+        paired = reference if reference is not None and operator != baseline else None
+        tables[setting].append({"operator": operator, **group_stats(group, paired, horizons[setting])})
+    for rows in tables.values():
+        rows.sort(key=lambda r: (-(r["success_rate"] or 0), r["median_queries_success"] or math.inf))
+    return dict(sorted(tables.items(), key=lambda item: (item[0][0], item[0][2], item[0][1])))
+
+
+def ranking(tables: Mapping[tuple, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Operators by mean success rate over the settings they were run in (ties: anytime mean)."""
+    scores: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+    for rows in tables.values():
+        for row in rows:
+            if row["success_rate"] is not None:
+                scores[row["operator"]].append((row["success_rate"], row["anytime_mean"]))
+    ranked = [{"operator": op, "settings": len(v), "mean_success": float(np.mean([s for s, _ in v])),
+               "mean_anytime": float(np.mean([a for _, a in v]))} for op, v in scores.items()]
+    return sorted(ranked, key=lambda r: (-r["settings"], -r["mean_success"], -r["mean_anytime"]))
+
+
+# --- output ---------------------------------------------------------------------------
+
+
+def _setting_title(setting: tuple) -> str:
+    victim, pixels, mode, targets = setting
+    return f"{victim}, {pixels} px, {mode}" + (f" ({targets} targets)" if mode == "targeted" else "")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _p_value(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2g}" if value >= 1e-4 else "<1e-4"
+
+
+def table_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    checkpoints = [q for q in CHECKPOINTS if any(q < r["horizon"] for r in rows)]
+    header = (["Operator", "Problems", "Seeds", "Success", "95% CI", "Median queries to success"]
+              + [f"Success at {q:,} q" for q in checkpoints]
+              + ["Anytime mean", "vs rand/1: paired diff (b / c)", "McNemar p"])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        paired = "-" if r["pairs"] is None else (
+            f"{100 * r['paired_difference']:+.1f} pt ({r['only_variant']} / {r['only_baseline']})"
+            if r["pairs"] else "no shared problems")
+        cells = [r["operator"] + ("" if r["complete"] else " (incomplete)"), str(r["n_problems"]),
+                 str(r["n_seeds"]), _percent(r["success_rate"]),
+                 f"{_percent(r['ci_low'])} - {_percent(r['ci_high'])}",
+                 "-" if r["median_queries_success"] is None else f"{r['median_queries_success']:,.0f}"]
+        cells += [_percent(r["success_at"].get(q)) for q in checkpoints]
+        cells += [_percent(r["anytime_mean"]), paired, _p_value(r["mcnemar_p"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def figure_anytime(groups: Mapping[tuple, Mapping[str, Any]], tables: Mapping[tuple, Any], path: Path,
+                   baseline: str = BASELINE) -> Path:
+    """Success vs queries, a panel per setting, a line per operator (log query axis)."""
+    plt = report._pyplot()
+    settings = list(tables)
+    columns = min(len(settings), 2) or 1
+    rows = -(-len(settings) // columns) or 1
+    figure, axes = plt.subplots(rows, columns, figsize=(7.5 * columns, 5 * rows), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    colours = plt.get_cmap("tab20")
+    for axis, setting in zip(axes.ravel(), settings):
+        axis.axis("on")
+        for index, row in enumerate(tables[setting]):
+            group = groups[(*setting, row["operator"])]
+            queries = [r["queries"] for r in group["records"].values() if r["success"]]
+            curve = anytime_success(queries, len(group["records"]), row["horizon"])
+            steps = np.arange(1, len(curve))
+            is_baseline = row["operator"] == baseline
+            axis.plot(steps, 100 * curve[1:], label=row["operator"], linewidth=2.4 if is_baseline else 1.1,
+                      color="black" if is_baseline else colours(index % 20),
+                      linestyle="-" if index < 10 or is_baseline else "--")
+        axis.set_xscale("log")
+        axis.set_xlabel("queries")
+        axis.set_ylabel("success rate (%)")
+        axis.set_ylim(0, 100)
+        axis.set_title(_setting_title(setting), fontsize=10)
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=6, ncol=2, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.PathLike, *, command: str = "",
+                          figures: bool = True, baseline: str = BASELINE) -> dict[str, Any]:
+    """Writes operators.md, operators.json and (unless figures=False) operators_anytime.png.
+
+    Returns:
+      {"tables": {setting title: rows}, "ranking": [...], "files": {...}} as in operators.json.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = collect(stores)
+    tables = study_tables(groups, baseline)
+    ranked = ranking(tables)
+    files = {}
+    if figures and tables:
+        files["anytime"] = str(figure_anytime(groups, tables, out / "operators_anytime.png", baseline))
+    incomplete = sorted({_setting_title(k[:4]) + ": " + k[4] for k, g in groups.items() if not g["complete"]})
+    lines = ["# DE operators for few-pixel attacks at equal queries", "",
+             f"- stores: {', '.join(str(Path(s)) for s in stores)}", f"- report command: `{command or '-'}`",
+             f"- settings: {len(tables)}, operator cells: {len(groups)}"
+             + (f" ({len(incomplete)} incomplete)" if incomplete else ""), "",
+             "## Ranking", "",
+             "Mean success rate over the settings each operator was run in (most settings first).", "",
+             "| Rank | Operator | Settings | Mean success | Mean anytime |", "|---|---|---|---|---|"]
+    lines += [f"| {i + 1} | {r['operator']} | {r['settings']} | {_percent(r['mean_success'])} | "
+              f"{_percent(r['mean_anytime'])} |" for i, r in enumerate(ranked)]
+    lines.append("")
+    for setting, rows in tables.items():
+        lines += [f"## {_setting_title(setting)}", "", table_markdown(rows), ""]
+    if files:
+        lines += ["## Success vs queries", "", f"![success vs queries per operator]({Path(files['anytime']).name})", ""]
+    lines += ["## Definitions", "",
+              "- Success: re-verified misclassification (untargeted) or target class (targeted) of a correctly "
+              "classified test image; 95% CI: Wilson score interval over the problems (seeds pooled).",
+              "- Queries: DE is charged its population at init and per generation run (P (g + 1)); the exhaustive "
+              "scan is charged sequentially up to its first fooling candidate (deattack/attack/exhaustive.py). "
+              "The anytime curve at q is the fraction of problems solved within q queries (flat after an "
+              "operator's own budget, e.g. the scan's 8,192); 'Anytime mean' is its mean over q = 0 .. the "
+              "setting's largest budget, the same range for every operator of a setting.",
+              f"- Paired test: the same (seed, image, target) under the operator and {baseline}; b = only the "
+              "operator succeeds, c = only the baseline does; exact two-sided McNemar p = "
+              "min(1, 2 P(Bin(b + c, 1/2) <= min(b, c))). With several seeds an image appears once per seed, "
+              "so those pairs are not independent and p is approximate.", ""]
+    if incomplete:
+        lines += ["## Incomplete cells", ""] + [f"- {name}" for name in incomplete] + [""]
+    (out / "operators.md").write_text("\n".join(lines))
+    result = {"stores": [str(Path(s).resolve()) for s in stores], "command": command, "ranking": ranked,
+              "tables": {_setting_title(s): rows for s, rows in tables.items()},
+              "files": {**files, "markdown": str(out / "operators.md")}}
+    (out / "operators.json").write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    return result

@@ -1,0 +1,203 @@
+"""The operator study (issue 7): configs/operators.py expands to the planned cells, sweep
+variants behave as documented, and the report's statistics equal scipy's and a direct
+recomputation from a hand-made store."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from deattack import config_files, operator_report
+from deattack.attack import AttackConfig
+from deattack.store import Store
+from deattack.sweep import ImageSet, SweepConfig, expand
+
+SPEC = "configs/operators.py"
+
+
+# --- configs and variants -----------------------------------------------------------------
+
+@pytest.mark.parametrize("variant, cells", [
+    # 6 mutations x 3 crossovers + 3 adaptive + 2 pixel operators + 2 with corner init +
+    # random search = 26 at 1 and 3 px, plus the 1-pixel exhaustive scan.
+    ("screen", 26 * 2 + 1),
+    ("smoke", 26 * 2 + 1),
+    # 6 operators: seeds 1, 2 at 1 and 3 px, seeds 0-2 at 5 px.
+    ("followup-lenet", 6 * (2 + 2 + 3)),
+    ("followup-lenet-targeted", 6 * 3),
+    ("followup-resnet20", 6 * 3),
+])
+def test_operators_config_expands_to_the_planned_cells(variant, cells):
+    config = config_files.load(f"{SPEC}:{variant}")
+    expanded = expand(config)
+    assert len(expanded) == cells
+    assert len({c.cell_id for c in expanded}) == cells
+    for cell in expanded:
+        assert cell.attack.max_queries == (8192 if cell.attack.search == "exhaustive" else 400 * 101) \
+            or variant == "smoke"
+        assert cell.attack.differential_weight == 0.5
+
+
+def test_screen_covers_every_registered_operator_once():
+    from deattack.de import MUTATIONS
+
+    cells = expand(config_files.load(f"{SPEC}:screen"))
+    one_pixel = [c.attack for c in cells if c.attack.pixels == 1]
+    assert {a.mutation for a in one_pixel if a.search == "de"} == set(MUTATIONS)
+    assert sum(a.search == "exhaustive" for a in one_pixel) == 1
+    assert all(c.attack.search == "de" for c in cells if c.attack.pixels == 3)
+    operators = [(a.mutation, a.crossover, a.adaptation, a.init) for a in one_pixel if a.search == "de"]
+    assert len(set(operators)) == len(operators) == 26
+    assert sum(a.init == "corners" for a in one_pixel) == 2
+
+
+def test_followup_reuses_the_screens_seed_0_cells():
+    screen = {c.cell_id for c in expand(config_files.load(f"{SPEC}:screen"))}
+    followup = expand(config_files.load(f"{SPEC}:followup-lenet"))
+    reused = [c for c in followup if c.cell_id in screen]
+    assert reused == []  # the follow-up never reruns them ...
+    seeds = {(c.attack.pixels, c.attack.seed) for c in followup}
+    assert seeds == {(1, 1), (1, 2), (3, 1), (3, 2), (5, 0), (5, 1), (5, 2)}
+    # ... because seed 0 at 1 and 3 px has the screen's cell ids exactly.
+    config = config_files.load(f"{SPEC}:followup-lenet")
+    with_seed_0 = dataclasses.replace(config, variants=tuple(
+        tuple(p for p in v if p[0] not in ("seed", "pixels")) for v in config.variants[::3]))
+    ids = {c.cell_id for c in expand(with_seed_0) if c.attack.seed == 0 and c.attack.pixels in (1, 3)}
+    assert len(ids) == 12 and ids <= screen
+
+
+BASE = SweepConfig(victims=("a",), pixels=(1, 3), modes=("untargeted",), seeds=(0, 1), images=ImageSet(count=4))
+
+
+def test_variants_replace_the_operator_product_and_restrict_grid_values():
+    config = dataclasses.replace(BASE, variants=(
+        (("mutation", "best/1"), ("crossover", "bin")),
+        (("search", "exhaustive"), ("pixels", 1)),
+        (("mutation", "random"), ("seed", 1)),
+    ))
+    got = [(c.attack.pixels, c.attack.seed, c.attack.mutation, c.attack.crossover, c.attack.search)
+           for c in expand(config)]
+    assert got == [
+        (1, 0, "best/1", "bin", "de"), (1, 1, "best/1", "bin", "de"),
+        (1, 0, "rand/1", "none", "exhaustive"), (1, 1, "rand/1", "none", "exhaustive"),
+        (1, 1, "random", "none", "de"),
+        (3, 0, "best/1", "bin", "de"), (3, 1, "best/1", "bin", "de"),
+        (3, 1, "random", "none", "de"),
+    ]
+    assert config.key()["variants"] and "variants" not in BASE.key()
+
+
+@pytest.mark.parametrize("variants, message", [
+    (((("mutation", "nope"),),), "mutation"),
+    (((("colour", "red"),),), "AttackConfig field"),
+    (((("pixels", 5),),), "no cells"),
+    (((("mutation", "best/1"),), (("mutation", "best/1"),)), "repeats"),
+    (((("mutation", "best/1"), ("mutation", "rand/2")),), "twice"),
+    (((("search", "exhaustive"),),), "one pixel"),  # at pixels 3 without a restriction
+])
+def test_bad_variants_name_the_problem(variants, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(BASE, variants=variants)
+
+
+def test_restricted_variants_drop_out_of_a_narrower_grid():
+    from deattack.overrides import apply_overrides
+
+    config = apply_overrides(config_files.load(f"{SPEC}:screen"), ["pixels=3"])
+    assert len(expand(config)) == 26  # the 1-pixel exhaustive scan has no cell at 3 px
+
+
+def test_variants_exclude_a_grid_of_operators():
+    with pytest.raises(ValueError, match="mutations"):
+        dataclasses.replace(BASE, mutations=("rand/1", "best/1"), variants=((("crossover", "bin"),),))
+
+
+# --- statistics against scipy ---------------------------------------------------------------
+
+@pytest.mark.parametrize("successes, trials", [(0, 10), (3, 10), (10, 10), (47, 74), (1, 200), (199, 200)])
+def test_wilson_interval_matches_scipy(successes, trials):
+    expected = scipy.stats.binomtest(successes, trials).proportion_ci(0.95, method="wilson")
+    np.testing.assert_allclose(operator_report.wilson_interval(successes, trials),
+                               (expected.low, expected.high), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("b, c", [(0, 0), (0, 5), (5, 0), (3, 7), (12, 30), (25, 25), (1, 60), (140, 95)])
+def test_mcnemar_exact_matches_scipy_binomial_test(b, c):
+    expected = 1.0 if b + c == 0 else scipy.stats.binomtest(b, b + c, 0.5).pvalue
+    assert operator_report.mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_anytime_success_counts_problems_solved_within_q():
+    queries = [400, 400, 800, 40400]
+    curve = operator_report.anytime_success(queries, attacked=8, budget=40400)
+    assert curve.shape == (40401,)
+    for q in (0, 399, 400, 799, 800, 40399, 40400):
+        assert curve[q] == sum(x <= q for x in queries) / 8
+    with pytest.raises(ValueError, match="successes"):
+        operator_report.wilson_interval(5, 3)
+
+
+# --- the report on a hand-made store ----------------------------------------------------------
+
+def _store(path, outcomes):
+    """A store with one cell per operator: outcomes {operator: (mutation, [(success, queries)] per
+    image)}, lenet-like 1-pixel untargeted cells, population 10 x (4 + 1) = 50 queries."""
+    with Store(path) as store:
+        store.initialize({"name": "hand"}, {"name": "hand"})
+        for position, (mutation, results) in enumerate(outcomes.items()):
+            search = {"search": "exhaustive"} if mutation == "exhaustive" else {"mutation": mutation}
+            attack = dataclasses.asdict(AttackConfig(population_size=10, max_generations=4, **search))
+            cell_id = f"cell{position}"
+            store.register_cell(cell_id, position, "lenet", "lenet", "sha", {}, {
+                "victim": "lenet", "attack": attack, "images": dataclasses.asdict(ImageSet(count=len(results)))}, 1)
+            records = [{"image_index": i, "target": -1, "true_label": 0, "success": s, "status":
+                        "success" if s else "failed", "queries": q, "pixels": []} for i, (s, q) in enumerate(results)]
+            store.commit_unit(cell_id, 0, len(results), list(range(len(results))), records, 0.0)
+
+
+def test_operator_report_numbers(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 40
+    baseline = [(bool(s), int(q)) for s, q in zip(rng.random(n) < 0.5, rng.integers(1, 6, n) * 10)]
+    variant = [(bool(s), int(q)) for s, q in zip(rng.random(n) < 0.8, rng.integers(1, 6, n) * 10)]
+    baseline = [(s, q if s else 50) for s, q in baseline]
+    variant = [(s, q if s else 50) for s, q in variant]
+    _store(tmp_path / "a.sqlite", {"rand/1": baseline, "best/1": variant})
+    result = operator_report.build_operator_report([tmp_path / "a.sqlite", tmp_path / "a.sqlite"],
+                                                   tmp_path / "out", command="CMD")
+    rows = {r["operator"]: r for r in result["tables"]["lenet, 1 px, untargeted"]}
+    row = rows["best/1/none/constant"]
+    successes = sum(s for s, _ in variant)
+    assert row["n_problems"] == n and row["n_success"] == successes  # the repeated store counts once
+    ci = scipy.stats.binomtest(successes, n).proportion_ci(method="wilson")
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high))
+    assert row["median_queries_success"] == np.median([q for s, q in variant if s])
+    b = sum(v[0] and not r[0] for v, r in zip(variant, baseline))
+    c = sum(r[0] and not v[0] for v, r in zip(variant, baseline))
+    assert (row["only_variant"], row["only_baseline"], row["pairs"]) == (b, c, n)
+    assert row["mcnemar_p"] == pytest.approx(scipy.stats.binomtest(b, b + c, 0.5).pvalue)
+    # Anytime mean: the fraction solved within q, averaged over q = 0 .. 50.
+    expected = np.mean([sum(s and q <= x for s, q in variant) / n for x in range(51)])
+    assert row["anytime_mean"] == pytest.approx(expected)
+    assert rows["rand/1/none/constant"]["mcnemar_p"] is None
+    assert result["ranking"][0]["operator"] == "best/1/none/constant"
+    markdown = (tmp_path / "out" / "operators.md").read_text()
+    assert "CMD" in markdown and "| best/1/none/constant | 40 | 1 |" in markdown
+    assert (tmp_path / "out" / "operators_anytime.png").stat().st_size > 0
+    assert json.loads((tmp_path / "out" / "operators.json").read_text())["ranking"] == result["ranking"]
+
+
+def test_every_operator_of_a_setting_is_read_over_the_same_query_range(tmp_path):
+    """The scan's budget (8,192) exceeds this DE's (50): the DE curve stays flat after 50."""
+    outcomes = {"rand/1": [(True, 20), (False, 50)], "exhaustive": [(True, 4000), (True, 9)]}
+    _store(tmp_path / "s.sqlite", outcomes)
+    result = operator_report.build_operator_report([tmp_path / "s.sqlite"], tmp_path / "out", figures=False)
+    rows = {r["operator"]: r for r in result["tables"]["lenet, 1 px, untargeted"]}
+    assert rows["rand/1/none/constant"]["anytime_mean"] == pytest.approx((8192 - 20 + 1) / 2 / 8193)
+    assert rows["exhaustive-corners"]["anytime_mean"] == pytest.approx(((8192 - 9 + 1) + (8192 - 4000 + 1)) / 2 / 8193)
+    assert rows["exhaustive-corners"]["success_at"][2000] == 0.5
+    assert rows["exhaustive-corners"]["only_variant"] == 1 and rows["exhaustive-corners"]["only_baseline"] == 0
