@@ -50,15 +50,34 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         raise
 
 
+def pending_path(weights_path: Path) -> Path:
+    """Where `save` puts new weights until their metadata is committed."""
+    return weights_path.with_name(weights_path.name + ".pending")
+
+
 def save(path: str | os.PathLike, tree: Any, metadata: dict[str, Any]) -> Path:
-    """Saves a pytree of arrays and its metadata; returns the weights path."""
+    """Saves a pytree of arrays and its metadata; returns the weights path.
+
+    The pair is replaced in an order that a kill at any moment cannot tear: the new
+    weights go to NAME.msgpack.pending, then the metadata naming their sha256 replaces
+    the old metadata (the commit point), then the weights are renamed into place. A
+    kill before the commit leaves the old pair; one after it leaves the new metadata
+    with its weights still pending, which `restore` reads.
+    """
     weights_path, metadata_path = paths_for(path)
     payload = serialization.msgpack_serialize(serialization.to_state_dict(jax.device_get(tree)))
     full_metadata = dict(metadata, format_version=FORMAT_VERSION,
                          sha256=hashlib.sha256(payload).hexdigest(), weights_file=weights_path.name)
-    atomic_write_bytes(weights_path, payload)
+    pending = pending_path(weights_path)
+    atomic_write_bytes(pending, payload)
     atomic_write_bytes(metadata_path, (json.dumps(full_metadata, indent=2, sort_keys=True) + "\n").encode())
+    os.replace(pending, weights_path)
     return weights_path
+
+
+def exists(path: str | os.PathLike) -> bool:
+    """Whether a checkpoint was committed at `path` (its metadata is the commit point)."""
+    return paths_for(path)[1].is_file()
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -66,9 +85,28 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if not metadata_path.is_file():
         raise CheckpointError(f"checkpoint metadata {metadata_path} does not exist")
     try:
-        return json.loads(metadata_path.read_text())
+        metadata = json.loads(metadata_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"checkpoint metadata {metadata_path} is not valid JSON: {error}") from None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"checkpoint metadata {metadata_path} is not a JSON object")
+    return metadata
+
+
+def _committed_payload(weights_path: Path, expected: str | None) -> bytes:
+    """The weights bytes the metadata's sha256 names: NAME.msgpack, or NAME.msgpack.pending
+    when a save was killed between committing the metadata and renaming the weights."""
+    candidates = [weights_path, pending_path(weights_path)] if expected else [weights_path]
+    present = [candidate for candidate in candidates if candidate.is_file()]
+    if not present:
+        raise CheckpointError(f"checkpoint weights {weights_path} do not exist")
+    for candidate in present:
+        payload = candidate.read_bytes()
+        if not expected or hashlib.sha256(payload).hexdigest() == expected:
+            return payload
+    raise CheckpointError(
+        f"checkpoint {weights_path} is corrupt or truncated: its sha256 does not match "
+        f"the one recorded in {weights_path.with_suffix('.json').name}")
 
 
 def restore(path: str | os.PathLike, template: Any) -> tuple[Any, dict[str, Any]]:
@@ -81,14 +119,7 @@ def restore(path: str | os.PathLike, template: Any) -> tuple[Any, dict[str, Any]
     """
     weights_path, _ = paths_for(path)
     metadata = read_metadata(path)
-    if not weights_path.is_file():
-        raise CheckpointError(f"checkpoint weights {weights_path} do not exist")
-    payload = weights_path.read_bytes()
-    expected = metadata.get("sha256")
-    if expected and hashlib.sha256(payload).hexdigest() != expected:
-        raise CheckpointError(
-            f"checkpoint {weights_path} is corrupt or truncated: its sha256 does not match "
-            f"the one recorded in {paths_for(path)[1].name}")
+    payload = _committed_payload(weights_path, metadata.get("sha256"))
     try:
         state_dict = serialization.msgpack_restore(payload)
     except Exception as error:
@@ -115,3 +146,8 @@ def check_tree_matches(loaded: Any, expected: Any, where: str) -> None:
             raise CheckpointError(
                 f"{where} does not fit this architecture: {key} has shape {got_shape}, "
                 f"the model expects {want_shape}")
+        want_dtype, got_dtype = np.asarray(want).dtype, np.asarray(got).dtype
+        if want_dtype != got_dtype:
+            raise CheckpointError(
+                f"{where} does not fit this architecture: {key} has dtype {got_dtype}, "
+                f"the model expects {want_dtype}")

@@ -134,10 +134,19 @@ def _attack(args) -> int:
 
     from deattack import data
     from deattack.attack import attack
+    from deattack.io_checks import check_output_dir, check_output_file
     from deattack.victim import correctly_classified, load_victim
 
     config = _attack_config(args)
+    # Output locations are checked before the victim and the data load (deattack.io_checks).
+    if args.out:
+        check_output_dir(args.out, "--out folder")
+    if args.figure not in (None, "none"):
+        check_output_file(args.figure, "--figure file")
     victim = load_victim(_victim_spec(args))
+    out = args.out or f"runs/attack-{victim.name}-{config.pixels}px-{config.mode}"
+    if not args.out:
+        check_output_dir(out, "default --out folder")
     images, labels = data.load_split(args.split)
     if args.indices:
         chosen = data.select(labels, indices=[int(i) for i in args.indices.split(",")])
@@ -158,7 +167,6 @@ def _attack(args) -> int:
         bar.n = progress.problems_done
         bar.set_postfix(success=progress.successes, q_per_s=f"{progress.queries_per_s:.0f}", refresh=True)
 
-    out = args.out or f"runs/attack-{victim.name}-{config.pixels}px-{config.mode}"
     results = attack(victim, images[attacked], labels[attacked], config, image_indices=attacked,
                      out=out, run_info={"split": args.split}, on_progress=on_progress)
     bar.close()

@@ -22,4 +22,7 @@ def load(spec: str) -> Any:
     module_spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise ValueError(f"config file {path} defines no get_config(variant)")
-    return module.get_config(variant)
+    try:
+        return module.get_config(variant)
+    except TypeError as error:  # e.g. SweepConfig(bogus=1): "unexpected keyword argument 'bogus'"
+        raise ValueError(f"config file {spec}: {error}") from None

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from deattack.attack.config import FIELDS_ADDED_LATER, AttackConfig
+from deattack.io_checks import check_output_file
 from deattack.store import Store, canonical_json
 
 # Grid keys of a SweepConfig, in expansion order (the first varies slowest), and the
@@ -407,7 +408,8 @@ def run_sweep(
 
     Raises:
       ValueError: bad shard, a store of another sweep, a victim that does not load or
-        changed since the store was written, an image range outside the split.
+        changed since the store was written, an image range outside the split, a store
+        or log folder that cannot be written or whose disk is full (io_checks.OutputError).
     """
     from deattack.attack.api import attack
 
@@ -416,6 +418,8 @@ def run_sweep(
     units = shard_units(units_of(config, cells), shard)
     store_path = Path(store_path)
     log_path = Path(log_path) if log_path else default_log_path(store_path)
+    check_output_file(store_path, "sweep store")  # before any victim or data loads
+    check_output_file(log_path, "sweep log")
     loaded = _load_victims({u.cell.victim for u in units}, victims)
     split_data = _load_split(config.images, datasets)
     store = Store(store_path)

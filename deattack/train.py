@@ -24,6 +24,7 @@ import optax
 
 from deattack import checkpoint, data
 from deattack.augment import compose, describe, split_specs
+from deattack.io_checks import check_output_dir, check_output_file
 from deattack.models import get_model
 
 
@@ -156,6 +157,25 @@ def count_params(params) -> int:
     return int(sum(np.size(leaf) for leaf in jax.tree.leaves(params)))
 
 
+def _recorded_epochs(workdir: Path) -> set[int]:
+    """Epochs with a line in history.jsonl (a line torn by a kill mid-append is skipped)."""
+    path = workdir / "history.jsonl"
+    epochs = set()
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            epochs.add(int(json.loads(line)["epoch"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return epochs
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Appends one line, starting a new one if a kill left the last line unterminated."""
+    torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    with open(path, "a") as stream:
+        stream.write(("\n" if torn else "") + line + "\n")
+
+
 def train(
     config: TrainConfig,
     workdir: str | Path,
@@ -173,8 +193,9 @@ def train(
     killed run stopped. `export_path` gets the eval-mode weights and metadata that
     `deattack eval` / `attack` load.
     """
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = check_output_dir(workdir, "training workdir (--workdir)")  # before data loads
+    if export_path is not None:
+        check_output_file(checkpoint.paths_for(export_path)[0], "exported checkpoint (--out)")
     if arrays is None:
         train_images, train_labels = data.load_split("train", data_dir)
         test_images, test_labels = data.load_split("test", data_dir)
@@ -193,13 +214,15 @@ def train(
     optimizer = make_optimizer(config, steps_per_epoch)
     state = init_state(config, model, optimizer)
     state_path = workdir / "state"
-    if checkpoint.paths_for(state_path)[0].exists():
+    saved_loss = None
+    if checkpoint.exists(state_path):
         saved_config = checkpoint.read_metadata(state_path).get("config")
         if saved_config != _config_dict(config):
             raise ValueError(
                 f"{workdir} holds a run with another config ({saved_config}); "
                 "rerun with the same settings to resume, or pick a new --workdir")
-        state, _ = checkpoint.restore(state_path, state)
+        state, saved = checkpoint.restore(state_path, state)
+        saved_loss = saved.get("train_loss")
 
     train_step = make_train_step(config, model, optimizer)
     logits_fn = make_logits_fn(model)
@@ -207,30 +230,16 @@ def train(
     labels_device = jnp.asarray(train_labels)
     started = time.time()
 
-    def save_state():
-        checkpoint.save(state_path, state, {"config": _config_dict(config), "step": int(state.step)})
+    def save_state(loss: float):
+        checkpoint.save(state_path, state, {"config": _config_dict(config), "step": int(state.step),
+                                            "train_loss": loss})
 
-    step = int(state.step)
-    metadata: dict[str, Any] = {}
-    while step < total_steps:
-        epoch = step // steps_per_epoch
-        batches = epoch_batches(config, epoch, len(train_images))
-        for position in range(step % steps_per_epoch, steps_per_epoch):
-            state, metrics = train_step(state, images_device, labels_device, batches[position])
-            step += 1
-            if on_step is not None:
-                on_step(step, total_steps, metrics)
-            if step % config.checkpoint_every_steps == 0:
-                save_state()
+    def finish_epoch(epoch: int, loss: float | None) -> dict[str, Any]:
+        """Eval, export, then the history line. The line is written last and marks the epoch
+        done: a run killed before it redoes this on resume (the export gets the same bytes),
+        a run killed after it does not, so every epoch is exported and recorded once."""
         variables = {"params": state.params, "batch_stats": state.batch_stats}
         accuracy = evaluate(logits_fn, variables, test_images, test_labels, config.eval_batch_size)
-        save_state()
-        record = {"epoch": epoch + 1, "step": step, "test_accuracy": accuracy,
-                  "train_loss": float(metrics["loss"]), "elapsed_s": round(time.time() - started, 1)}
-        with open(workdir / "history.jsonl", "a") as stream:
-            stream.write(json.dumps(record) + "\n")
-        if on_epoch is not None:
-            on_epoch(record)
         metadata = {
             "model": config.model, "params": count_params(state.params), "test_accuracy": accuracy,
             "test_accuracy_first_1000": evaluate(logits_fn, variables, test_images[:1000],
@@ -242,6 +251,30 @@ def train(
         }
         if export_path is not None:
             checkpoint.save(export_path, variables, metadata)
+        record = {"epoch": epoch + 1, "step": int(state.step), "test_accuracy": accuracy,
+                  "train_loss": loss, "elapsed_s": round(time.time() - started, 1)}
+        _append_line(workdir / "history.jsonl", json.dumps(record))
+        if on_epoch is not None:
+            on_epoch(record)
+        return metadata
+
+    step = int(state.step)
+    metadata: dict[str, Any] = {}
+    if step and step % steps_per_epoch == 0 and step // steps_per_epoch not in _recorded_epochs(workdir):
+        # Killed between an epoch's last state save and its history line: finish that epoch.
+        metadata = finish_epoch(step // steps_per_epoch - 1, saved_loss)
+    while step < total_steps:
+        epoch = step // steps_per_epoch
+        batches = epoch_batches(config, epoch, len(train_images))
+        for position in range(step % steps_per_epoch, steps_per_epoch):
+            state, metrics = train_step(state, images_device, labels_device, batches[position])
+            step += 1
+            if on_step is not None:
+                on_step(step, total_steps, metrics)
+            if step % config.checkpoint_every_steps == 0:
+                save_state(float(metrics["loss"]))
+        save_state(float(metrics["loss"]))
+        metadata = finish_epoch(epoch, float(metrics["loss"]))
     if not metadata:  # already finished: report what the exported checkpoint says
         variables = {"params": state.params, "batch_stats": state.batch_stats}
         accuracy = evaluate(logits_fn, variables, test_images, test_labels, config.eval_batch_size)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
+
+import numpy as np
 
 from deattack.attack import criteria
 from deattack.attack.encoding import INITIALISATIONS
@@ -76,9 +79,11 @@ class AttackConfig:
     search: str = "de"
 
     def __post_init__(self):
+        _check_types(self)
+
         def choice(field, known):
             value = getattr(self, field)
-            if value not in known:
+            if not isinstance(value, str) or value not in known:
                 raise ValueError(f"{field}={value!r} is unknown; known: {', '.join(sorted(known))}")
 
         if not isinstance(self.pixels, int) or self.pixels < 1:
@@ -146,6 +151,48 @@ class AttackConfig:
         layout = {"slots", "chunk_generations", "microbatch", "refill", "devices"}
         return {k: v for k, v in dataclasses.asdict(self).items()
                 if k not in layout and not (k in FIELDS_ADDED_LATER and v == FIELDS_ADDED_LATER[k])}
+
+
+# Field -> (kind, least value). Checked before anything else, so a wrong type is a
+# ValueError naming the field (not a TypeError from a comparison deep inside); numpy
+# scalars are accepted and stored as Python numbers (they go into JSON and hashes).
+_NUMERIC_FIELDS = {
+    "pixels": (int, 1), "population_size": (int, 1), "max_generations": (int, 0), "slots": (int, 1),
+    "chunk_generations": (int, 1), "microbatch": (int, 0), "devices": (int, 0), "seed": (int, 0),
+    "confidence": (float, None), "differential_weight": (float, None), "crossover_rate": (float, None),
+}
+# The DE state counts generations and queries in int32; a problem's budget must fit.
+_MAX_QUERIES = 2**31 - 1
+# Every pixel of a 32 x 32 image; more could only repeat locations (and 5K genes each).
+_MAX_PIXELS = 32 * 32
+
+
+def _check_types(config: AttackConfig) -> None:
+    for field, (kind, least) in _NUMERIC_FIELDS.items():
+        value = getattr(config, field)
+        if kind is int:
+            if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{field} must be an integer >= {least}, got {value!r}")
+            if value < least:
+                raise ValueError(f"{field} must be an integer >= {least}, got {value!r}")
+            object.__setattr__(config, field, int(value))
+        else:
+            if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{field} must be a number, got {value!r}")
+            object.__setattr__(config, field, float(value))
+    if not isinstance(config.refill, (bool, np.bool_)):
+        raise ValueError(f"refill must be True or False, got {config.refill!r}")
+    object.__setattr__(config, "refill", bool(config.refill))
+    if config.pixels > _MAX_PIXELS:
+        raise ValueError(f"pixels must be an integer in [1, {_MAX_PIXELS}] (the pixels of a 32 x 32 "
+                         f"image), got {config.pixels}")
+    if config.seed >= 2**32:  # jax.random.key(seed) keeps 32 bits: 2**32 would repeat seed 0
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {config.seed}")
+    budget = config.population_size * (config.max_generations + 1)
+    if budget > _MAX_QUERIES:
+        raise ValueError(
+            f"population_size x (max_generations + 1) = {budget} queries a problem exceeds the "
+            f"int32 query counter ({_MAX_QUERIES}); lower population_size or max_generations")
 
 
 def paper_config(pixels: int = 1, mode: str = "untargeted", **overrides) -> AttackConfig:

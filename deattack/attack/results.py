@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from deattack.io_checks import check_output_dir
 
 RESULTS_FILE = "results.jsonl"
 CONFIG_FILE = "config.json"
@@ -28,19 +29,12 @@ class ResultStore:
     """
 
     def __init__(self, folder: str | os.PathLike, run_info: dict[str, Any]):
-        self.folder = Path(folder)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            probe = self.folder / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
-        except OSError as error:
-            raise ValueError(f"output folder {self.folder} is not writable: {error}") from None
+        self.folder = check_output_dir(folder, "output folder")  # OutputError, a ValueError
         config_path = self.folder / CONFIG_FILE
         if config_path.exists():
             try:
                 saved = json.loads(config_path.read_text())
-            except json.JSONDecodeError as error:
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise ValueError(f"{config_path} is not valid JSON ({error}); move it away") from None
             if saved != json.loads(json.dumps(run_info)):
                 changed = sorted(k for k in set(saved) | set(run_info) if saved.get(k) != run_info.get(k))
@@ -69,9 +63,9 @@ class ResultStore:
             if line.strip():
                 try:
                     record = json.loads(line)
-                except json.JSONDecodeError:
+                except (json.JSONDecodeError, UnicodeDecodeError):  # torn or foreign bytes
                     break
-                if not isinstance(record, dict):
+                if not isinstance(record, dict) or not {"image_index", "target"} <= record.keys():
                     break
                 records.append(record)
                 terminate = is_last
