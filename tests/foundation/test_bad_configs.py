@@ -1,0 +1,82 @@
+"""Bad settings on the command line and in config files: exit status 2 and a message
+naming the field (and its allowed range), before any victim, data or store is touched."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from deattack import cli
+
+ATTACK = ["attack", "--model", "lenet", "--images", "2"]
+
+
+def _no_work(monkeypatch):
+    def work(*args, **kwargs):
+        raise AssertionError("work started on a bad setting")
+
+    monkeypatch.setattr("deattack.victim.load_victim", work)
+    monkeypatch.setattr("deattack.data.load_split", work)
+    monkeypatch.setattr("deattack.sweep._load_victims", work)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--pixels", "0"], "pixels must be an integer >= 1, got 0"),
+    (["--pixels", "2000"], r"pixels must be an integer in \[1, 1024\]"),
+    (["--popsize", "3"], "population_size=3 is too small for mutation 'rand/1', which needs at least 4"),
+    (["--popsize", "0"], "population_size must be an integer >= 1"),
+    (["--max-gens", "-1"], "max_generations must be an integer >= 0, got -1"),
+    (["--popsize", "400", "--max-gens", "6000000"], "exceeds the int32 query counter"),
+    (["--set", "differential_weight=3"], r"differential_weight=3.0 is outside \(0.0, 2.0\]"),
+    (["--set", "differential_weight=0"], r"differential_weight=0.0 is outside \(0.0, 2.0\]"),
+    (["--set", "crossover_rate=1.5"], r"crossover_rate=1.5 is outside \[0.0, 1.0\]"),
+    (["--set", "crossover_rate=nan"], "crossover_rate must be a number, got 'nan'"),
+    (["--set", "confidence=1"], r"confidence must be in \[0, 1\), got 1.0"),
+    (["--seed", "-3"], "seed must be an integer >= 0, got -3"),
+    (["--set", "seed=4294967296"], r"seed must be an integer in \[0, 2\*\*32\)"),
+    (["--operator", "rand/9"], "mutation='rand/9' is unknown; known: "),
+    (["--crossover", "uniform"], "crossover='uniform' is unknown; known: bin, exp, none"),
+    (["--adaptation", "lshade"], "adaptation='lshade' is unknown"),
+    (["--set", "bogus=1"], "unknown config key 'bogus'; known keys: pixels"),
+    (["--config", "configs/su2019.py:nine"], "unknown su2019 variant 'nine'; use e.g. 1px"),
+    (["--config", "configs/su2019.py:3px-sideways"], "mode='sideways' is unknown; known: targeted, untargeted"),
+    (["--config", "configs/no-such-file.py"], "config file configs/no-such-file.py does not exist"),
+], ids=lambda value: " ".join(value) if isinstance(value, list) else None)
+def test_bad_attack_setting_exits_2_before_work(monkeypatch, capsys, arguments, message):
+    _no_work(monkeypatch)
+    assert cli.main([*ATTACK, *arguments]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("deattack attack: error: ")
+    assert re.search(message, error), error
+
+
+def test_unknown_preset_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as raised:
+        cli.main([*ATTACK, "--preset", "carlini"])
+    assert raised.value.code == 2
+    assert "argument --preset: invalid choice: 'carlini' (choose from" in capsys.readouterr().err
+
+
+def test_unknown_model(tmp_path, capsys):
+    assert cli.main(["attack", "--model", "mobilenet", "--out", str(tmp_path / "out")]) == 2
+    assert "no checkpoint for 'mobilenet'" in capsys.readouterr().err
+    assert cli.main(["train", "--model", "mobilenet", "--workdir", str(tmp_path / "w")]) == 2
+    assert "unknown model 'mobilenet'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("body, key", [
+    ("SweepConfig(name='x', bogus=1)", "bogus"),
+    ("SweepConfig(name='x', attack=AttackConfig(popsize=10))", "popsize"),
+    ("SweepConfig(name='x', images=ImageSet(cont=3))", "cont"),
+])
+def test_sweep_config_file_with_an_unknown_key(tmp_path, monkeypatch, capsys, body, key):
+    _no_work(monkeypatch)
+    config = tmp_path / "bad_sweep.py"
+    config.write_text("from deattack.attack import AttackConfig\nfrom deattack.sweep import ImageSet, SweepConfig\n\n"
+                      f"def get_config(variant=''):\n    return {body}\n")
+    store = tmp_path / "s.sqlite"
+    assert cli.main(["sweep", str(config), "--store", str(store)]) == 2
+    error = capsys.readouterr().err
+    assert f"config file {config}" in error and f"unexpected keyword argument '{key}'" in error, error
+    assert not store.exists()
