@@ -15,13 +15,29 @@ import os
 import platform
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
 from deattack.peers.result import AttackRun, speedup
+
+
+def images_per_s(forward: Callable[[], Any], size: int, seconds: float) -> float:
+    """Median images/s of 3 timed passes of `forward()` (one warm call first, one batch of `size` each)."""
+    forward()
+    rates = []
+    for _ in range(3):
+        count, started = 0, time.perf_counter()
+        while True:
+            forward()
+            count += size
+            elapsed = time.perf_counter() - started
+            if elapsed >= seconds / 3:
+                break
+        rates.append(count / elapsed)
+    return float(np.median(rates))
 
 
 def forward_throughput(victim, batch_sizes: Sequence[int], seconds: float = 2.0) -> dict[int, float]:
@@ -31,18 +47,8 @@ def forward_throughput(victim, batch_sizes: Sequence[int], seconds: float = 2.0)
     result = {}
     for size in batch_sizes:
         images = jax.device_put(rng.integers(0, 256, (size, 32, 32, 3)).astype(np.float32))
-        jax.block_until_ready(apply(victim.variables, images))
-        rates = []
-        for _ in range(3):
-            count, started = 0, time.perf_counter()
-            while True:
-                jax.block_until_ready(apply(victim.variables, images))
-                count += size
-                elapsed = time.perf_counter() - started
-                if elapsed >= seconds / 3:
-                    break
-            rates.append(count / elapsed)
-        result[int(size)] = float(np.median(rates))
+        result[int(size)] = images_per_s(
+            lambda: jax.block_until_ready(apply(victim.variables, images)), size, seconds)
     return result
 
 

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deattack.bench import images_per_s
 from deattack.peers.result import AttackRun
 from deattack.peers.torch_port import torch_logits
 
@@ -148,16 +149,6 @@ def torch_forward_throughput(module: nn.Module, batch_sizes, seconds: float = 2.
     result = {}
     for size in batch_sizes:
         images = rng.integers(0, 256, (size, 32, 32, 3)).astype(np.float32)
-        torch_logits(module, images, batch_size=size)  # warm-up
-        rates = []
-        for _ in range(3):
-            count, started = 0, time.perf_counter()
-            while True:
-                torch_logits(module, images, batch_size=size)
-                count += size
-                elapsed = time.perf_counter() - started
-                if elapsed >= seconds / 3:
-                    break
-            rates.append(count / elapsed)
-        result[int(size)] = float(np.median(rates))
+        result[int(size)] = images_per_s(
+            lambda: torch_logits(module, images, batch_size=size), size, seconds)
     return result
