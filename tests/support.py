@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
+import jax
 import pytest
 
 
@@ -18,3 +20,12 @@ requires_cifar10 = pytest.mark.skipif(
     reason="CIFAR-10 not prepared in TFDS_DATA_DIR (set TFDS_DATA_DIR; in CI this fails instead)")
 
 
+
+
+def strict_numerics(rank_promotion: str = "raise") -> contextlib.ExitStack:
+    """STYLE.md's strict numerics: implicit dtype promotion raises, and rank promotion
+    unless allowed (the attack's population initialisers need it allowed)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(jax.numpy_rank_promotion(rank_promotion))
+    stack.enter_context(jax.numpy_dtype_promotion("strict"))
+    return stack

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import contextlib
 
-import jax
 import numpy as np
 import pytest
 
 from deattack.attack import attack
 from deattack.victim import Victim
+from tests import support
 from .red_dot import (BASE_CONFIG, LAYOUTS, NUM_WEAKNESS_IMAGES, TARGETED_CONFIG, TARGETS,
                       THREE_PIXEL_CONFIG, TRUE_CLASS, WEAK_CLASS, grey_images, make_victim)
 
@@ -28,12 +28,7 @@ def pytest_configure(config):
         "markers", "allow_rank_promotion: calls encoding's population initialisers (see conftest)")
 
 
-def strict_numerics_context(rank_promotion: str = "raise") -> contextlib.ExitStack:
-    """As in tests/de: implicit dtype promotion, and rank promotion unless allowed, raise."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(jax.numpy_rank_promotion(rank_promotion))
-    stack.enter_context(jax.numpy_dtype_promotion("strict"))
-    return stack
+strict_numerics_context = support.strict_numerics
 
 
 def end_to_end_context() -> contextlib.ExitStack:

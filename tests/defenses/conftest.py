@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import contextlib
 
-import jax
 import pytest
+
+from tests import support
 
 
 def numerics() -> contextlib.ExitStack:
-    stack = contextlib.ExitStack()
-    stack.enter_context(jax.numpy_rank_promotion("allow"))
-    stack.enter_context(jax.numpy_dtype_promotion("strict"))
-    return stack
+    return support.strict_numerics("allow")
 
 
 @pytest.fixture(autouse=True)

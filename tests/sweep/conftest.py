@@ -8,18 +8,15 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 
-import jax
 import pytest
 
 from deattack.sweep import run_sweep
+from tests import support
 from tests.sweep import toy
 
 
 def numerics() -> contextlib.ExitStack:
-    stack = contextlib.ExitStack()
-    stack.enter_context(jax.numpy_rank_promotion("allow"))
-    stack.enter_context(jax.numpy_dtype_promotion("strict"))
-    return stack
+    return support.strict_numerics("allow")
 
 
 @pytest.fixture(autouse=True)
