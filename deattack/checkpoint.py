@@ -103,10 +103,22 @@ def _committed_payload(weights_path: Path, expected: str | None) -> bytes:
     for candidate in present:
         payload = candidate.read_bytes()
         if not expected or hashlib.sha256(payload).hexdigest() == expected:
+            if candidate != weights_path:
+                _finish_interrupted_save(candidate, weights_path)
             return payload
     raise CheckpointError(
         f"checkpoint {weights_path} is corrupt or truncated: its sha256 does not match "
         f"the one recorded in {weights_path.with_suffix('.json').name}")
+
+
+def _finish_interrupted_save(pending: Path, weights_path: Path) -> None:
+    """Renames committed pending weights into place, as the killed save would have, so no
+    stale NAME.msgpack outlives its metadata. A read-only folder just keeps the pair as is:
+    loading reads the pending file either way."""
+    try:
+        os.replace(pending, weights_path)
+    except OSError:
+        pass
 
 
 def restore(path: str | os.PathLike, template: Any) -> tuple[Any, dict[str, Any]]:

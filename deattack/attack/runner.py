@@ -199,6 +199,10 @@ class SlotRunner:
             claimed = bool(status["done"][slot])
             success = claimed and bool(verified[i])
             status_text = "success" if success else ("unverified" if claimed else "failed")
+            if not claimed and not np.isfinite(status["best_fitness"][slot]):
+                # Not one candidate gave finite logits: the victim failed, not the search,
+                # so the problem leaves the success rate like a NaN clean image does.
+                status_text = "nonfinite_logits"
             adversarial_class = int(np.argmax(logits[i]))
             clean = self.clean_probabilities[problem.row]
             records.append({

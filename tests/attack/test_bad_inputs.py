@@ -153,14 +153,17 @@ def test_victim_with_non_finite_logits_on_perturbed_images():
     by_index = {r["image_index"]: r for r in results.records}
     assert sorted(by_index) == [0, 1, 2]
     assert by_index[2]["status"] == "nonfinite_logits" and by_index[2]["success"] is False
-    for index in (0, 1):
+    # Image 0 never saw a finite candidate: recorded as the victim's fault, with its queries;
+    # image 1 did (everywhere but the weak spot): an ordinary failure.
+    for index, expected in ((0, "nonfinite_logits"), (1, "failed")):
         record = by_index[index]
-        assert record["success"] is False and record["status"] == "failed", record
+        assert record["success"] is False and record["status"] == expected, record
         assert record["generations"] == config.max_generations
         assert record["queries"] == config.max_queries
         assert record["original_prediction"] == TRUE_CLASS
     # On image 1 the search does reach the weak spot: the fault, not the search, stops it.
     x, y, r, g, b = by_index[1]["pixels"][0]
     assert (x, y) == (WEAK_X, WEAK_Y) and r - g - b > 200
-    assert results.summary["n_success"] == 0 and results.summary["n_nonfinite"] == 1
+    assert results.summary["n_success"] == 0 and results.summary["n_nonfinite"] == 2
+    assert results.summary["n_attacked"] == 1
     assert results.summary["queries_this_run"] == 2 * config.max_queries

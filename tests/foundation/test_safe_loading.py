@@ -140,11 +140,15 @@ def test_torn_save_loads_the_committed_pair(tmp_path):
     restored, metadata = checkpoint.restore(path, old)
     assert metadata["version"] == "old" and _leaves_equal(restored, old)
 
+    old_weights = weights_path.read_bytes()
     metadata_path.write_bytes(new_metadata)  # killed after the commit, before the rename
     restored, metadata = checkpoint.restore(path, old)
     assert metadata["version"] == "new" and _leaves_equal(restored, new)
+    # ... and loading finished the save: no stale weights left beside their metadata
+    assert not pending.exists() and weights_path.read_bytes() == new_weights
     assert load_victim(str(path)).metadata["version"] == "new"
 
+    weights_path.write_bytes(old_weights)  # killed after the commit again,
     pending.write_bytes(new_weights[:100])  # ... and the pending copy damaged: refused, not loaded
     with pytest.raises(checkpoint.CheckpointError, match="corrupt or truncated"):
         checkpoint.restore(path, old)

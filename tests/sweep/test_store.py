@@ -7,17 +7,15 @@ import csv
 import dataclasses
 import os
 import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from deattack.store import Store, StoreError, export, merge
 from deattack.sweep import units_of
+from tests.killing import run_and_kill
 from tests.sweep import toy
 from tests.sweep.conftest import table_rows
 
@@ -38,31 +36,20 @@ def _units_in(path: Path) -> int:
 
 
 def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path, reference_store):
-    """kill -9 the sweep process once its first unit is committed (it is then compiling
-    or attacking the next), rerun the same command: the store equals an uninterrupted run's."""
+    """kill -9 the sweep process right after its first unit is committed, rerun the same
+    command: the store equals an uninterrupted run's and the rerun logs that it resumed.
+
+    The driver announces the commit and waits to be killed there: polling the store for
+    the commit instead raced the process, which sometimes finished first."""
     store = tmp_path / "resumed.sqlite"
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax-cache"), PYTHONPATH=str(REPO))
     command = [sys.executable, str(REPO / "tests" / "sweep" / "driver.py"), str(store)]
     total_units = len(units_of(toy.CONFIG))
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 90
-        while _units_in(store) < 1:
-            assert process.poll() is None, process.stdout.read().decode()[-3000:]
-            assert time.time() < deadline, "the first unit was not committed in 90 s"
-            time.sleep(0.05)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        process.stdout.close()
-    units_at_kill = _units_in(store)
-    assert 1 <= units_at_kill < total_units, "the kill came too late to test anything"
+    assert run_and_kill([*command, "committed@1"], REPO, env, expect_hang=True) == "HANG committed 1"
+    assert _units_in(store) == 1 < total_units
     assert set(table_rows(store)) < set(table_rows(reference_store))  # what is there is right
 
-    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert run_and_kill(command, REPO, env, expect_hang=False) == "DONE"
     assert table_rows(store) == table_rows(reference_store)
     assert table_rows(store, "units") == table_rows(reference_store, "units")
     assert table_rows(store, "cells") == table_rows(reference_store, "cells")
