@@ -5,6 +5,8 @@
   python scripts/bench_peers.py --label smoke --model lenet --images 1 --max-gens 2
   python scripts/bench_peers.py --render                                 # docs/bench.md only
 
+docs/bench.md ends with docs/bench_findings.md (hand-written: what limits each ratio).
+
 Every argument but --label/--render/--json-file/--md-file goes to `deattack bench`.
 --label tags the record (e.g. "smoke": a pipeline check, not a result); docs/bench.md
 shows it next to every number of that record. Records are never rewritten, only
@@ -146,6 +148,14 @@ def render(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def findings(notes_path: Path) -> str:
+    """The hand-written reading of the numbers (what limits each ratio, profiles), kept in
+    its own file so regenerating the tables never overwrites it."""
+    if not notes_path.exists():
+        return ""
+    return "\n## Findings\n\n" + notes_path.read_text().strip() + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)  # "--json" must reach deattack bench, not match --json-file
@@ -164,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(records, indent=1) + "\n")
         print(json.dumps(record))
-    md_path.write_text(render(records))
+    md_path.write_text(render(records) + findings(md_path.with_name("bench_findings.md")))
     return 0
 
 
