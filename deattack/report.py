@@ -69,6 +69,8 @@ def load(store_path: str | os.PathLike) -> ReportData:
 def operator_name(attack: Mapping[str, Any]) -> str:
     if attack.get("search", "de") == "exhaustive":  # the corner-scan baseline, no DE operators
         return "exhaustive-corners"
+    if attack.get("search", "de") == "cma-es":  # the CMA-ES baseline (deattack/de/cma_es.py), no DE operators
+        return "cma-es"
     name = f"{attack['mutation']}/{attack['crossover']}/{attack['adaptation']}"
     init = attack.get("init", "paper")
     return name if init == "paper" else f"{name}+init-{init}"
@@ -288,20 +290,23 @@ def figure_class_heatmaps(data: ReportData, class_names: Sequence[str], path: Pa
     count = len(groups)
     columns = min(count, 3)
     rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.8 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns + 1.0, 3.6 * rows), squeeze=False,
+                                constrained_layout=True)
     for axis in axes.ravel():
         axis.axis("off")
     image = None
-    for axis, ((victim, pixels), records) in zip(axes.ravel(), sorted(groups.items())):
+    for index, (axis, ((victim, pixels), records)) in enumerate(zip(axes.ravel(), sorted(groups.items()))):
         successes, attempts = class_heatmap(records, len(class_names))
         rate = np.where(attempts > 0, successes / np.maximum(attempts, 1), np.nan)
         axis.axis("on")
+        axis.set_facecolor("0.85")  # grey: no image of that class was attacked towards that target
         image = axis.imshow(100 * rate, vmin=0, vmax=100, cmap="viridis")
         axis.set_title(f"{victim}, {pixels} px", fontsize=9)
         axis.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=6)
-        axis.set_yticks(range(len(class_names)), class_names, fontsize=6)
+        axis.set_yticks(range(len(class_names)), class_names if index % columns == 0 else [], fontsize=6)
         axis.set_xlabel("target class", fontsize=8)
-        axis.set_ylabel("original class", fontsize=8)
+        if index % columns == 0:
+            axis.set_ylabel("original class (grey: not attacked)", fontsize=8)
     if image is not None:
         figure.colorbar(image, ax=axes.ravel().tolist(), label="success rate (%)", shrink=0.8)
     figure.savefig(path, dpi=120)
