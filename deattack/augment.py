@@ -138,7 +138,7 @@ def de_attack(key: jax.Array, images: jax.Array, labels: jax.Array, model: Model
     keys = jax.random.split(problem_key, count)
     static = attack.compile_key()
     fitness = engine.make_fitness(static, apply_fn)
-    params = attack.de_params()
+    params = attack.search_params()
     state = engine.init_slots(static, fitness, params, keys, variables, problems)
     state = engine.run_chunk(static, fitness, params, state, variables, problems, attack.max_generations)
     adversarial = jax.vmap(apply_pixels)(problems.images, state.best_member)

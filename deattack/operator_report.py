@@ -298,7 +298,8 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
     lines += ["## Definitions", "",
               "- Success: re-verified misclassification (untargeted) or target class (targeted) of a correctly "
               "classified test image; 95% CI: Wilson score interval over the problems (seeds pooled).",
-              "- Queries: DE is charged its population at init and per generation run (P (g + 1)); the exhaustive "
+              "- Queries: DE and CMA-ES are charged their population (CMA-ES: lambda = P) at init and per "
+              "generation run (P (g + 1)); the exhaustive "
               "scan is charged sequentially up to its first fooling candidate (deattack/attack/exhaustive.py). "
               "The anytime curve at q is the fraction of problems solved within q queries (flat after an "
               "operator's own budget, e.g. the scan's 8,192); 'Anytime mean' is its mean over q = 0 .. the "

@@ -9,12 +9,16 @@ import numpy as np
 
 from deattack.attack import criteria
 from deattack.attack.encoding import INITIALISATIONS
-from deattack.de import ADAPTATIONS, BOUNDS, CROSSOVERS, MUTATIONS, DEConfig, DEParams
+from deattack.de import ADAPTATIONS, BOUNDS, CROSSOVERS, MUTATIONS, DEConfig, DEParams, cma_es
 
 TARGET_CHOICES = ("all", "random")
 # "de": the DE attack; "exhaustive": every pixel location x the 8 corners of the colour
-# cube, one pixel only (deattack.attack.exhaustive), a baseline that ignores the DE fields.
-SEARCHES = ("de", "exhaustive")
+# cube, one pixel only (deattack.attack.exhaustive), a baseline that ignores the DE fields;
+# "cma-es": CMA-ES (deattack.de.cma_es) at DE's budget, population_size = its lambda.
+SEARCHES = ("de", "exhaustive", "cma-es")
+# DE-only fields that search="cma-es" requires at their defaults (CMA-ES has no such
+# operators, and starts from its own Gaussian around the box's centre).
+_DE_ONLY_FIELDS = ("mutation", "crossover", "adaptation", "differential_weight", "crossover_rate", "init")
 # Fields added after stores and result folders were first written: left out of
 # search_key() at these defaults, so those stores keep their keys and still resume.
 FIELDS_ADDED_LATER = {"search": "de"}
@@ -52,7 +56,10 @@ class AttackConfig:
       seed: root of every problem's PRNG stream.
       search: "de" (this attack), or "exhaustive" (1 pixel: all H x W locations x the
         8 colour-cube corners in a per-problem random order, stopping at the first
-        success; deattack.attack.exhaustive), a baseline at a fixed budget.
+        success; deattack.attack.exhaustive), a baseline at a fixed budget, or "cma-es"
+        (deattack.de.cma_es: lambda = population_size samples a generation, the same
+        P * (max_generations + 1) budget and bound handling as DE; the DE-only fields
+        mutation, crossover, adaptation, F, CR and init must stay at their defaults).
     """
 
     pixels: int = 1
@@ -100,6 +107,14 @@ class AttackConfig:
         choice("search", SEARCHES)
         if self.search == "exhaustive" and self.pixels != 1:
             raise ValueError(f"search='exhaustive' covers one pixel only, got pixels={self.pixels}")
+        if self.search == "cma-es":
+            defaults = {f.name: f.default for f in dataclasses.fields(AttackConfig)}
+            for field in _DE_ONLY_FIELDS:
+                if getattr(self, field) != defaults[field]:
+                    raise ValueError(
+                        f"search='cma-es' has no {field} (a DE setting; CMA-ES samples its own adapted "
+                        f"Gaussian from the box's centre): leave {field} at {defaults[field]!r}, "
+                        f"got {getattr(self, field)!r}")
         if not 0.0 <= self.confidence < 1.0:
             raise ValueError(f"confidence must be in [0, 1), got {self.confidence}")
         if self.max_generations < 0:
@@ -111,8 +126,8 @@ class AttackConfig:
             raise ValueError(f"devices must be >= 0 (0 = all local devices), got {self.devices}")
         if self.microbatch < 0:
             raise ValueError(f"microbatch must be >= 0 (0 = automatic), got {self.microbatch}")
-        self.de_config()  # population size vs mutation, operator names
-        self.de_params().validate()
+        self.search_config()  # population size vs mutation, operator names
+        self.search_params().validate()
 
     @property
     def num_dims(self) -> int:
@@ -134,6 +149,21 @@ class AttackConfig:
             mutation=self.mutation, crossover=self.crossover, adaptation=self.adaptation,
             bounds=bound_names(self.pixels, self.coordinate_bounds, self.colour_bounds),
             dim_kinds=dim_kinds(self.pixels), max_generations=self.max_generations)
+
+    def search_config(self) -> DEConfig | cma_es.CMAESConfig:
+        """The optimiser's static config: CMA-ES's for search="cma-es", else DE's."""
+        if self.search == "cma-es":
+            from deattack.attack.encoding import bound_names
+
+            return cma_es.CMAESConfig(
+                population_size=self.population_size, num_dims=self.num_dims,
+                bounds=bound_names(self.pixels, self.coordinate_bounds, self.colour_bounds),
+                max_generations=self.max_generations)
+        return self.de_config()
+
+    def search_params(self) -> DEParams | cma_es.CMAESParams:
+        """The optimiser's traced tunables (CMA-ES: sigma0 = 0.3 of the box width)."""
+        return cma_es.CMAESParams() if self.search == "cma-es" else self.de_params()
 
     def de_params(self) -> DEParams:
         return DEParams(differential_weight=float(self.differential_weight),

@@ -1,5 +1,6 @@
 """The on-device half of the attack: every candidate of every slot in one jitted
-forward pass per generation, generations in `lax.while_loop` (via deattack.de.run).
+forward pass per generation, generations in `lax.while_loop` (via deattack.de.run,
+or deattack.de.cma_es.run for search="cma-es").
 
 The attack knows the optimiser only through init / run / active; the optimiser
 knows the attack only as a fitness function on [S, P, D] candidates.
@@ -18,6 +19,7 @@ import numpy as np
 from flax import struct
 
 from deattack import de
+from deattack.de import cma_es
 from deattack.attack import criteria, encoding
 from deattack.attack.config import AttackConfig
 from deattack.attack.perturb import apply_pixels
@@ -148,19 +150,32 @@ def make_fitness(config: AttackConfig, apply_fn: Callable, variables: Any = None
                             confidence=float(config.confidence), microbatch=microbatch)
 
 
+# The optimiser's state and params: DE's, or CMA-ES's for search="cma-es".
+SearchState = de.DEState | cma_es.CMAESState
+SearchParams = de.DEParams | cma_es.CMAESParams
+
+
+def _optimiser(config: AttackConfig):
+    """The module (init / run / active) of the config's search: deattack.de or cma_es."""
+    return cma_es if config.search == "cma-es" else de
+
+
 @functools.partial(jax.jit, static_argnames=("config", "fitness"))
-def init_slots(config: AttackConfig, fitness: CandidateFitness, params: de.DEParams,
-               keys: jax.Array, variables: Any, problems: Problems) -> de.DEState:
-    """Initial DE state of S slots; keys [S] are the problems' own PRNG keys."""
+def init_slots(config: AttackConfig, fitness: CandidateFitness, params: SearchParams,
+               keys: jax.Array, variables: Any, problems: Problems) -> SearchState:
+    """Initial optimiser state of S slots; keys [S] are the problems' own PRNG keys."""
     num_slots = keys.shape[0]
     height, width = problems.images.shape[1:3]
     lower, upper = encoding.box(config.pixels, height, width)
+    lower = jnp.broadcast_to(lower, (num_slots, lower.shape[0]))
+    upper = jnp.broadcast_to(upper, (num_slots, upper.shape[0]))
+    if config.search == "cma-es":  # its first generation is its own Gaussian: no `init` population
+        return cma_es.init(config.search_config(), params, keys, lower, upper,
+                           fitness_fn=fitness, context=(variables, problems))
     initialise = encoding.INITIALISATIONS[config.init]
     population = jax.vmap(lambda key: initialise(
         jax.random.fold_in(key, _POPULATION_TAG), config.population_size, config.pixels, height, width))(keys)
-    return de.init(config.de_config(), params, keys,
-                   jnp.broadcast_to(lower, (num_slots, lower.shape[0])),
-                   jnp.broadcast_to(upper, (num_slots, upper.shape[0])),
+    return de.init(config.de_config(), params, keys, lower, upper,
                    population, fitness_fn=fitness, context=(variables, problems))
 
 
@@ -168,9 +183,9 @@ SLOT_AXIS = "slots"
 
 
 @functools.partial(jax.jit, static_argnames=("config", "fitness", "mesh"))
-def run_chunk(config: AttackConfig, fitness: CandidateFitness, params: de.DEParams,
-              state: de.DEState, variables: Any, problems: Problems, num_generations,
-              mesh: jax.sharding.Mesh | None = None) -> de.DEState:
+def run_chunk(config: AttackConfig, fitness: CandidateFitness, params: SearchParams,
+              state: SearchState, variables: Any, problems: Problems, num_generations,
+              mesh: jax.sharding.Mesh | None = None) -> SearchState:
     """Up to `num_generations` more generations of every active slot, on device.
 
     With a mesh, the slot axis is split over its devices (`shard_map`): each device
@@ -178,7 +193,8 @@ def run_chunk(config: AttackConfig, fitness: CandidateFitness, params: de.DEPara
     and stops when its slots are done; nothing crosses devices inside the loop.
     """
     def evolve(state, problems, params, variables, num_generations):
-        return de.run(config.de_config(), params, state, fitness, (variables, problems), num_generations)
+        return _optimiser(config).run(config.search_config(), params, state, fitness, (variables, problems),
+                                      num_generations)
 
     if mesh is None or mesh.size == 1:
         return evolve(state, problems, params, variables, num_generations)
@@ -201,8 +217,8 @@ def slot_mesh(num_devices: int = 0) -> jax.sharding.Mesh | None:
 
 
 @jax.jit
-def insert_slots(state: de.DEState, problems: Problems, new_state: de.DEState,
-                 new_problems: Problems, slot_indices: jax.Array) -> tuple[de.DEState, Problems]:
+def insert_slots(state: SearchState, problems: Problems, new_state: SearchState,
+                 new_problems: Problems, slot_indices: jax.Array) -> tuple[SearchState, Problems]:
     """Writes new rows into the given slots; an index equal to S (padding) is dropped."""
     def put(old, new):
         return old.at[slot_indices].set(new, mode="drop")
@@ -211,8 +227,8 @@ def insert_slots(state: de.DEState, problems: Problems, new_state: de.DEState,
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
-def slot_status(config: AttackConfig, state: de.DEState) -> dict[str, jax.Array]:
+def slot_status(config: AttackConfig, state: SearchState) -> dict[str, jax.Array]:
     """The small per-slot facts the host needs between chunks."""
-    return {"active": de.active(config.de_config(), state), "done": state.done,
+    return {"active": _optimiser(config).active(config.search_config(), state), "done": state.done,
             "queries": state.queries, "generation": state.generation,
             "best_member": state.best_member, "best_fitness": state.best_fitness}

@@ -100,7 +100,7 @@ class SlotRunner:
         self.static_config = config.compile_key()
         self.images = np.asarray(images, np.float32)
         self.fitness = engine.make_fitness(config, apply_fn, variables, self.images.shape[1:])
-        self.params = config.de_params()
+        self.params = config.search_params()
         self.variables = variables
         self.verify_fn = verify_fn
         self.clean_probabilities = np.asarray(jax.nn.softmax(jnp.asarray(clean_logits), axis=-1))

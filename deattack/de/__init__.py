@@ -1,6 +1,7 @@
 """Differential evolution for B independent box-constrained problems, on JAX.
 
-Knows nothing about images: the attack supplies a fitness function.
+Knows nothing about images: the attack supplies a fitness function. deattack.de.cma_es
+is a CMA-ES baseline with the same batched interface (init / ask / tell / step / run).
 """
 
 from deattack.de.adaptation import ADAPTATIONS, Adaptation

@@ -18,6 +18,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 BoundsFn = Callable[[Array, Array, Array, Array], Array]
@@ -45,6 +46,21 @@ def reinit(key: Array, trials: Array, lower: Array, upper: Array) -> Array:
     outside = (trials < low) | (trials > high)
     # Clip too: low + u (high - low) can round just past high in float32.
     return jnp.clip(jnp.where(outside, fresh, trials), low, high)
+
+
+def apply_per_dimension(names: tuple[str, ...], key: Array, trials: Array, lower: Array,
+                        upper: Array) -> Array:
+    """Applies each dimension's bound handling (one name a dimension, e.g. reflect for
+    pixel coordinates and clip for colours). trials [P, D], lower/upper [D]."""
+    distinct = sorted(set(names))
+    if len(distinct) == 1:
+        return BOUNDS[distinct[0]](key, trials, lower, upper)
+    result = trials
+    for index, name in enumerate(distinct):
+        handled = BOUNDS[name](jax.random.fold_in(key, index), trials, lower, upper)
+        dims = np.array([dim_name == name for dim_name in names])[None, :]
+        result = jnp.where(dims, handled, result)
+    return result
 
 
 # Registry: name -> operator (one function plus one line here).

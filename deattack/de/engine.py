@@ -28,7 +28,6 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from deattack.de import adaptation as adaptation_lib
 from deattack.de import bounds as bounds_lib
@@ -81,17 +80,7 @@ def active(config: DEConfig, state: DEState) -> Array:
 def _apply_bounds(config: DEConfig, key: Array, trials: Array, lower: Array,
                   upper: Array) -> Array:
     """Applies each dimension's bound handling. trials [P, D], lower/upper [D]."""
-    names = config.bounds_per_dim
-    distinct = sorted(set(names))
-    if len(distinct) == 1:
-        return bounds_lib.BOUNDS[distinct[0]](key, trials, lower, upper)
-    result = trials
-    for index, name in enumerate(distinct):
-        handled = bounds_lib.BOUNDS[name](
-            jax.random.fold_in(key, index), trials, lower, upper)
-        dims = np.array([dim_name == name for dim_name in names])[None, :]
-        result = jnp.where(dims, handled, result)
-    return result
+    return bounds_lib.apply_per_dimension(config.bounds_per_dim, key, trials, lower, upper)
 
 
 def init(config: DEConfig, params: DEParams, key: Array, lower: Array,

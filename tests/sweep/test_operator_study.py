@@ -23,9 +23,9 @@ SPEC = "configs/operators.py"
 
 @pytest.mark.parametrize("variant, cells", [
     # 6 mutations x 3 crossovers + 3 adaptive + 2 pixel operators + 2 with corner init +
-    # random search = 26 at 1 and 3 px, plus the 1-pixel exhaustive scan.
-    ("screen", 26 * 2 + 1),
-    ("smoke", 26 * 2 + 1),
+    # random search + CMA-ES = 27 at 1 and 3 px, plus the 1-pixel exhaustive scan.
+    ("screen", 27 * 2 + 1),
+    ("smoke", 27 * 2 + 1),
     # 6 operators: seeds 1, 2 at 1 and 3 px, seeds 0-2 at 5 px.
     ("followup-lenet", 6 * (2 + 2 + 3)),
     ("followup-lenet-targeted", 6 * 3),
@@ -49,7 +49,8 @@ def test_screen_covers_every_registered_operator_once():
     one_pixel = [c.attack for c in cells if c.attack.pixels == 1]
     assert {a.mutation for a in one_pixel if a.search == "de"} == set(MUTATIONS)
     assert sum(a.search == "exhaustive" for a in one_pixel) == 1
-    assert all(c.attack.search == "de" for c in cells if c.attack.pixels == 3)
+    assert sum(a.search == "cma-es" for a in one_pixel) == 1
+    assert {c.attack.search for c in cells if c.attack.pixels == 3} == {"de", "cma-es"}
     operators = [(a.mutation, a.crossover, a.adaptation, a.init) for a in one_pixel if a.search == "de"]
     assert len(set(operators)) == len(operators) == 26
     assert sum(a.init == "corners" for a in one_pixel) == 2
@@ -108,7 +109,7 @@ def test_restricted_variants_drop_out_of_a_narrower_grid():
     from deattack.overrides import apply_overrides
 
     config = apply_overrides(config_files.load(f"{SPEC}:screen"), ["pixels=3"])
-    assert len(expand(config)) == 26  # the 1-pixel exhaustive scan has no cell at 3 px
+    assert len(expand(config)) == 27  # the 1-pixel exhaustive scan has no cell at 3 px
 
 
 def test_variants_exclude_a_grid_of_operators():
