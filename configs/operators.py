@@ -28,6 +28,10 @@ Variants:
   followup-resnet20        the same, resnet20, 1 px untargeted on the first 109 test
                            images (exactly 100 correctly classified by the shipped
                            20-epoch checkpoint, 89.1 % test accuracy): 18 cells.
+  pilot                    what 2 CPU cores fit in ~15 minutes: rand/1 against the pixel
+                           variants, SHADE, CMA-ES, random search and the corner scan,
+                           lenet, 1 px untargeted, the first 34 test images (25 correctly
+                           classified), seed 0: 8 cells.
   smoke                    the screen's 55 cells on the first 2 test images, population
                            12, 3 generations: a plumbing check (compiling dominates:
                            ~15-60 s a cell on 2 shared CPU cores; --shard 0/7 runs 7).
@@ -100,6 +104,17 @@ FOLLOWUP = (
     "best/1/bin/constant",
 )
 
+PILOT = (
+    BASELINE,
+    "rand/1-snap/none/constant",
+    "rand/1-snap-local/none/constant",
+    "rand/1-snap-local/none/constant+init-corners",
+    "current-to-pbest/1/bin/shade",
+    "cma-es",
+    "random/none/constant",
+    "exhaustive-corners",
+)
+
 ATTACK = AttackConfig(population_size=400, max_generations=100, differential_weight=0.5,
                       crossover_rate=0.9, slots=16, targets="random")
 
@@ -129,6 +144,9 @@ def get_config(variant: str = "screen") -> SweepConfig:
         "followup-resnet20": dataclasses.replace(
             followup, name="operators-followup-resnet20", victims=("resnet20",), pixels=(1,),
             images=ImageSet(split="test", start=0, count=109, correct_only=True)),
+        "pilot": dataclasses.replace(
+            screen, name="operators-pilot", pixels=(1,), images=ImageSet(split="test", start=0, count=34, correct_only=True),
+            chunk_images=25, variants=tuple(VARIANTS[n] for n in PILOT)),
         "smoke": dataclasses.replace(
             screen, name="operators-smoke", images=ImageSet(split="test", start=0, count=2, correct_only=True),
             chunk_images=2, attack=dataclasses.replace(ATTACK, population_size=12, max_generations=3, slots=4)),

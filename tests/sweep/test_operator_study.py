@@ -30,6 +30,7 @@ SPEC = "configs/operators.py"
     ("followup-lenet", 6 * (2 + 2 + 3)),
     ("followup-lenet-targeted", 6 * 3),
     ("followup-resnet20", 6 * 3),
+    ("pilot", 8),  # rand/1, 3 pixel variants, SHADE, CMA-ES, random search, corner scan at 1 px
 ])
 def test_operators_config_expands_to_the_planned_cells(variant, cells):
     config = config_files.load(f"{SPEC}:{variant}")
