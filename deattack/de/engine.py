@@ -12,7 +12,7 @@ Example:
     >>> def sphere(candidates, context, active):  # [B, P, D] -> ([B, P], [B, P])
     ...     del active  # cheap enough to evaluate every problem
     ...     fitness = jnp.sum(candidates**2, axis=-1)
-    ...     return fitness, fitness < context
+    ...     return fitness, fitness < context[:, None]
     >>> keys = jax.random.split(jax.random.key(0), 3)       # B = 3 problems
     >>> lower, upper = -jnp.ones((3, 5)), jnp.ones((3, 5))
     >>> tolerance = jnp.full((3,), 1e-6)
