@@ -166,6 +166,9 @@ def attack_vs_forward(victim, images: np.ndarray, labels: np.ndarray, image_indi
     the speedup split into faster evaluation and fewer queries.
     """
     image_indices = np.asarray(image_indices, np.int64)
+    microbatch = _microbatch(victim, config, images)
+    # The attack's own forward batch is scanned too: the limit at the shape it runs.
+    batch_sizes = sorted({int(size) for size in batch_sizes} | {int(microbatch)})
     before = forward_throughput(victim, batch_sizes, forward_seconds)
     results, wall = timed_attack(victim, images, labels, image_indices, config, targets)
     peer_runs, facts = run_peers(victim, images, labels, image_indices, config, peers, targets, port_images)
@@ -178,9 +181,10 @@ def attack_vs_forward(victim, images: np.ndarray, labels: np.ndarray, image_indi
         "operator": f"{config.mutation}/{config.crossover}/{config.adaptation}",
         "population_size": config.population_size, "max_generations": config.max_generations,
         "slots": config.slots, "images": int(len(images)),
-        "microbatch": _microbatch(victim, config, images),
+        "microbatch": microbatch,
         "forward_img_per_s_by_batch": {str(k): round(v, 1) for k, v in forward.items()},
         "forward_img_per_s": round(forward[best], 1), "forward_best_batch": best,
+        "forward_img_per_s_at_attack_batch": round(forward[microbatch], 1),
         "attack_queries": int(queries), "attack_wall_s": round(wall, 2),
         "attack_queries_per_s": round(queries / wall, 1),
         "ratio_to_forward": round(queries / wall / forward[best], 3),

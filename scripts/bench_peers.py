@@ -88,14 +88,17 @@ def render(records: list[dict]) -> str:
         lines.append(f"| {number}{_tag(record)} | {record['device']} | {record['model']} | `{record['command']}` |")
 
     lines += ["", "## Attack queries/s against the raw forward limit (target: ratio >= 0.9)", "",
-              "| run | images | P x G | forward img/s (best batch) | attack queries/s | ratio | target met |",
-              "|---|---|---|---|---|---|---|"]
+              "| run | images | P x G | forward img/s (best batch) | forward img/s at the attack's batch "
+              "| attack queries/s | ratio | target met |",
+              "|---|---|---|---|---|---|---|---|"]
     for number, record in enumerate(records, 1):
         ratio = record["ratio_to_forward"]
+        at_attack_batch = record.get("forward_img_per_s_at_attack_batch")  # recorded since run 6
         lines.append(
             f"| {number}{_tag(record)} | {record['images']} "
             f"| {record['population_size']} x {record['max_generations']} "
             f"| {_cell(record['forward_img_per_s'])} ({record['forward_best_batch']}) "
+            f"| {_cell(at_attack_batch)} ({record.get('microbatch', '-')}) "
             f"| {_cell(record['attack_queries_per_s'])} | {ratio:.3f} "
             f"| {_met(record, ratio, TARGETS['ratio_to_forward'])} |")
 

@@ -35,6 +35,9 @@ def test_bench_json_shape_and_ratios(capsys):
     assert report["speedup_vs_scipy"] == pytest.approx(
         scipy["wall_per_image_s"] / ours["wall_per_image_s"], rel=1e-2)
     assert report["host_peak_rss_mib"] > 0
+    # The forward scan includes the attack's own batch (here the whole population of 20).
+    assert report["microbatch"] == 20
+    assert report["forward_img_per_s_at_attack_batch"] == report["forward_img_per_s_by_batch"]["20"] > 0
     if not torch_before:
         assert "torch" not in sys.modules  # peers never load torch unless asked
 
