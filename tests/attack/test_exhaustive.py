@@ -88,7 +88,7 @@ def test_exhaustive_is_one_pixel_only():
     with pytest.raises(ValueError, match="pixels"):
         AttackConfig(search="exhaustive", pixels=3)
     with pytest.raises(ValueError, match="search"):
-        AttackConfig(search="cma-es")
+        AttackConfig(search="nelder-mead")  # not a registered search
     assert AttackConfig(search="exhaustive").max_queries == TOTAL
 
 
