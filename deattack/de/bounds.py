@@ -48,6 +48,13 @@ def reinit(key: Array, trials: Array, lower: Array, upper: Array) -> Array:
     return jnp.clip(jnp.where(outside, fresh, trials), low, high)
 
 
+def per_dimension(bounds: str | tuple[str, ...], num_dims: int) -> tuple[str, ...]:
+    """The bound-handling name of each of the D dimensions: one name for all, or one each."""
+    if isinstance(bounds, str):
+        return (bounds,) * num_dims
+    return tuple(bounds)
+
+
 def apply_per_dimension(names: tuple[str, ...], key: Array, trials: Array, lower: Array,
                         upper: Array) -> Array:
     """Applies each dimension's bound handling (one name a dimension, e.g. reflect for

@@ -156,9 +156,7 @@ class CMAESConfig:
     @property
     def bounds_per_dim(self) -> tuple[str, ...]:
         """The bound-handling name of each of the D dimensions."""
-        if isinstance(self.bounds, str):
-            return (self.bounds,) * self.num_dims
-        return self.bounds
+        return bounds_lib.per_dimension(self.bounds, self.num_dims)
 
     @property
     def constants(self) -> StrategyConstants:

@@ -103,9 +103,7 @@ class DEConfig:
     @property
     def bounds_per_dim(self) -> tuple[str, ...]:
         """The bound-handling name of each of the D dimensions."""
-        if isinstance(self.bounds, str):
-            return (self.bounds,) * self.num_dims
-        return self.bounds
+        return bounds_lib.per_dimension(self.bounds, self.num_dims)
 
     @property
     def kinds_per_dim(self) -> tuple[str, ...]:
