@@ -29,3 +29,14 @@ def strict_numerics(rank_promotion: str = "raise") -> contextlib.ExitStack:
     stack.enter_context(jax.numpy_rank_promotion(rank_promotion))
     stack.enter_context(jax.numpy_dtype_promotion("strict"))
     return stack
+
+
+def forbid_work(monkeypatch, before: str) -> None:
+    """Loading a victim or a dataset, or starting a sweep's units, fails the test with
+    "work started <before>": a bad input must be refused before any of them."""
+    def work(*args, **kwargs):
+        raise AssertionError(f"work started {before}")
+
+    monkeypatch.setattr("deattack.victim.load_victim", work)
+    monkeypatch.setattr("deattack.data.load_split", work)
+    monkeypatch.setattr("deattack.sweep._load_victims", work)

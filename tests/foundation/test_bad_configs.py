@@ -8,17 +8,9 @@ import re
 import pytest
 
 from deattack import cli
+from tests.support import forbid_work
 
 ATTACK = ["attack", "--model", "lenet", "--images", "2"]
-
-
-def _no_work(monkeypatch):
-    def work(*args, **kwargs):
-        raise AssertionError("work started on a bad setting")
-
-    monkeypatch.setattr("deattack.victim.load_victim", work)
-    monkeypatch.setattr("deattack.data.load_split", work)
-    monkeypatch.setattr("deattack.sweep._load_victims", work)
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -44,7 +36,7 @@ def _no_work(monkeypatch):
     (["--config", "configs/no-such-file.py"], "config file configs/no-such-file.py does not exist"),
 ], ids=lambda value: " ".join(value) if isinstance(value, list) else None)
 def test_bad_attack_setting_exits_2_before_work(monkeypatch, capsys, arguments, message):
-    _no_work(monkeypatch)
+    forbid_work(monkeypatch, "on a bad setting")
     assert cli.main([*ATTACK, *arguments]) == 2
     error = capsys.readouterr().err
     assert error.startswith("deattack attack: error: ")
@@ -71,7 +63,7 @@ def test_unknown_model(tmp_path, capsys):
     ("SweepConfig(name='x', images=ImageSet(cont=3))", "cont"),
 ])
 def test_sweep_config_file_with_an_unknown_key(tmp_path, monkeypatch, capsys, body, key):
-    _no_work(monkeypatch)
+    forbid_work(monkeypatch, "on a bad setting")
     config = tmp_path / "bad_sweep.py"
     config.write_text("from deattack.attack import AttackConfig\nfrom deattack.sweep import ImageSet, SweepConfig\n\n"
                       f"def get_config(variant=''):\n    return {body}\n")

@@ -10,6 +10,7 @@ import pytest
 
 from deattack import cli, io_checks
 from deattack.io_checks import OutputError, check_output_dir
+from tests.support import forbid_work
 
 
 def _blocked(tmp_path):
@@ -57,16 +58,6 @@ def test_nearly_full_disk(tmp_path, monkeypatch):
     assert check_output_dir(tmp_path / "out", min_free_bytes=2**20) == tmp_path / "out"
 
 
-def _no_work(monkeypatch):
-    """Loading a victim or a dataset, or starting a sweep's units, fails the test."""
-    def work(*args, **kwargs):
-        raise AssertionError("work started before the output folder was checked")
-
-    monkeypatch.setattr("deattack.victim.load_victim", work)
-    monkeypatch.setattr("deattack.data.load_split", work)
-    monkeypatch.setattr("deattack.sweep._load_victims", work)
-
-
 def _commands(folder):
     return {
         "attack --out": ["attack", "--model", "lenet", "--images", "2", "--out", str(folder)],
@@ -83,7 +74,7 @@ def _commands(folder):
 @pytest.mark.parametrize("command", ["attack --out", "sweep --store", "sweep --log", "train --workdir",
                                      "train --out"])
 def test_cli_unwritable_output_exits_2_before_work(tmp_path, monkeypatch, capsys, command):
-    _no_work(monkeypatch)
+    forbid_work(monkeypatch, "before the output folder was checked")
     folder = _blocked(tmp_path)
     assert cli.main(_commands(folder)[command]) == 2
     error = capsys.readouterr().err
@@ -92,7 +83,7 @@ def test_cli_unwritable_output_exits_2_before_work(tmp_path, monkeypatch, capsys
 
 @pytest.mark.parametrize("command", ["attack --out", "sweep --store", "train --workdir"])
 def test_cli_full_disk_exits_2_before_work(tmp_path, monkeypatch, capsys, command):
-    _no_work(monkeypatch)
+    forbid_work(monkeypatch, "before the output folder was checked")
     monkeypatch.setattr(io_checks, "free_bytes", lambda folder: 0)
     assert cli.main(_commands(tmp_path / "a" / "b")[command]) == 2
     assert "only 0.0 MiB free" in capsys.readouterr().err
