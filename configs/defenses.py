@@ -10,6 +10,7 @@ to end; trained defenses: margin fitness, 200 generations, up to 10 pixels).
 
 Variants: "" (resnet20: median3, repair, resnet20_deadpixel, resnet20_advde vs resnet20;
 100 test images), "resnet20_wrappers" (the wrappers only: no trained checkpoint needed),
+"resnet20_trained" (the two trained defenses only; adaptive attack at 3 and 10 pixels),
 "lenet" (the same four on lenet), "smoke" (lenet wrappers, 4 images, population 20,
 3 generations, 1 and 3 pixels). Trained defenses come from configs/train_defenses.py.
 Runtime (estimates from the attack's queries/s, docs/results/bench_attack_cpu.jsonl; a
@@ -47,6 +48,11 @@ def get_config(variant: str = "") -> DefenseEvalConfig:
     )
     if variant in ("", "resnet20"):
         return config
+    if variant == "resnet20_trained":
+        # The trained defenses alone (the wrappers are resnet20_wrappers): what one GPU
+        # lease ran; the adaptive attack at 3 and 10 pixels keeps the compile count down.
+        return dataclasses.replace(config, name="resnet20_trained", pairs=_pairs("resnet20")[2:],
+                                   adaptive_pixels=(3, 10))
     if variant == "resnet20_wrappers":
         return dataclasses.replace(config, name="resnet20_wrappers", pairs=_pairs("resnet20", trained=False))
     if variant == "lenet":
@@ -59,4 +65,4 @@ def get_config(variant: str = "") -> DefenseEvalConfig:
             attack=dataclasses.replace(config.attack, **small),
             adaptive_attack=dataclasses.replace(config.adaptive_attack, **small), adaptive_pixels=(1, 3),
             clean_images=500)
-    raise ValueError(f"defenses has no variant {variant!r}; known: resnet20, resnet20_wrappers, lenet, smoke")
+    raise ValueError(f"defenses has no variant {variant!r}; known: resnet20, resnet20_wrappers, resnet20_trained, lenet, smoke")

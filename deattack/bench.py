@@ -157,13 +157,17 @@ def run_peers(victim, images: np.ndarray, labels: np.ndarray, image_indices: np.
 def attack_vs_forward(victim, images: np.ndarray, labels: np.ndarray, image_indices: np.ndarray,
                       config, batch_sizes: Sequence[int], *, peers: Sequence[str] = (),
                       targets: np.ndarray | None = None, port_images: np.ndarray | None = None,
-                      forward_seconds: float = 2.0) -> dict[str, Any]:
+                      forward_seconds: float = 2.0, peer_images: int | None = None) -> dict[str, Any]:
     """Forward limit, attack queries/s and their ratio, and the peers at equal budget,
     measured side by side.
 
     `speedup_vs_<peer>` is the peer's wall time per image over deattack's on the same
     images; `comparison` holds each side's success rate, queries and queries/s, and
     the speedup split into faster evaluation and fewer queries.
+
+    `peer_images` runs the peers on the first k images only (a GPU attacks hundreds of
+    images at once; the peers go one by one): both sides are then compared on those k,
+    deattack's wall per image still being its whole run's wall over all its images.
     """
     image_indices = np.asarray(image_indices, np.int64)
     microbatch = _microbatch(victim, config, images)
@@ -171,7 +175,9 @@ def attack_vs_forward(victim, images: np.ndarray, labels: np.ndarray, image_indi
     batch_sizes = sorted({int(size) for size in batch_sizes} | {int(microbatch)})
     before = forward_throughput(victim, batch_sizes, forward_seconds)
     results, wall = timed_attack(victim, images, labels, image_indices, config, targets)
-    peer_runs, facts = run_peers(victim, images, labels, image_indices, config, peers, targets, port_images)
+    shared = len(images) if peer_images is None else max(1, min(int(peer_images), len(images)))
+    peer_runs, facts = run_peers(victim, images[:shared], labels[:shared], image_indices[:shared], config, peers,
+                                 None if targets is None else targets[:shared], port_images)
     after = forward_throughput(victim, batch_sizes, forward_seconds)
     forward = {size: (before[size] + after[size]) / 2 for size in before}
     best = max(forward, key=forward.get)
@@ -192,8 +198,13 @@ def attack_vs_forward(victim, images: np.ndarray, labels: np.ndarray, image_indi
         "queries_median": results.summary["queries_median"],
     }
     if peer_runs:
-        ours = deattack_run(results, wall, image_indices)
+        everything = deattack_run(results, wall, image_indices)
+        ours = AttackRun("deattack", everything.success[:shared], everything.queries[:shared],
+                         everything.wall_s[:shared], everything.settings)
         comparison = {"deattack": ours.summary()}
+        if shared < len(images):
+            comparison["deattack_all_images"] = everything.summary()
+            report["peer_images"] = shared
         for run in peer_runs:
             comparison[run.name] = {**run.summary(), **speedup(ours, run)}
             report[f"speedup_vs_{run.name}"] = comparison[run.name]["speedup"]

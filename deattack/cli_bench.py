@@ -91,12 +91,12 @@ def bench_report(args) -> dict:
                          f"{needed} needed")
     chosen = correct[:count]
     config = paper_config(pixels=args.pixels, mode=args.mode, slots=args.slots, max_generations=generations,
-                          population_size=args.popsize, seed=args.seed)
+                          population_size=args.popsize, seed=args.seed, microbatch=args.microbatch)
     targets = random_targets(labels[chosen], chosen, args.seed) if args.mode == "targeted" else None
     port_images = images[:PORT_CHECK_IMAGES]
     report = bench.attack_vs_forward(victim, images[chosen], labels[chosen], chosen, config, sizes,
                                      peers=peers, targets=targets, port_images=port_images,
-                                     forward_seconds=args.forward_seconds)
+                                     forward_seconds=args.forward_seconds, peer_images=args.peer_images)
     report["peers"] = peers
     report["quick"] = bool(args.quick)
     if args.quick:
@@ -140,10 +140,15 @@ def add_bench_command(commands) -> None:
     bench.add_argument("--popsize", type=int, default=400, help="P (ART's PixelAttack always uses 400)")
     bench.add_argument("--slots", type=int, default=4)
     bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--microbatch", type=int, default=0,
+                       help="candidate images per forward call (0: automatic, deattack.attack.engine.default_microbatch)")
     bench.add_argument("--quick", action="store_true",
                        help=f"{QUICK['images']} images, {QUICK['max_gens']} generations, small batch scan")
     bench.add_argument("--peers", default="auto",
                        help="auto (scipy + what the [bench] extra provides), none, or e.g. scipy,torchattacks,art")
+    bench.add_argument("--peer-images", dest="peer_images", type=int,
+                       help="run the peers on the first N images only (default: all; on a GPU deattack attacks "
+                            "hundreds at once, the peers one by one)")
     bench.add_argument("--batch-sizes", dest="batch_sizes", help="forward scan, e.g. 32,64,128")
     bench.add_argument("--forward-seconds", dest="forward_seconds", type=float, default=2.0,
                        help="timing per batch size of the forward scan (before and after the attacks)")

@@ -4,6 +4,11 @@ Reads with `tfds.data_source` (random-access array_record files; no TensorFlow).
 tfds shuffles records when it prepares the dataset, so every example's `id`
 (b"test_00042") is used to put images back in the original order: "test image
 42" here is test image 42 in the papers and in every other tool.
+
+A machine with no tfds folder (a lent GPU with no network) reads decoded arrays
+instead: `DEATTACK_CIFAR_ARRAYS=DIR` holding DIR/train.npz and DIR/test.npz
+(images uint8 [N, 32, 32, 3], labels, class_names, all in canonical order), as
+`scripts/pack_cifar.py unpack` writes them.
 """
 
 from __future__ import annotations
@@ -30,6 +35,31 @@ class DatasetError(RuntimeError):
 def default_data_dir() -> str:
     """`TFDS_DATA_DIR` if set, else tfds's own default (~/tensorflow_datasets)."""
     return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+ARRAYS_ENV = "DEATTACK_CIFAR_ARRAYS"
+
+
+def _arrays_dir() -> Path | None:
+    folder = os.environ.get(ARRAYS_ENV)
+    return Path(folder) if folder else None
+
+
+def _load_arrays(split: str, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    path = folder / f"{split}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            images, labels = np.asarray(arrays["images"]), np.asarray(arrays["labels"])
+    except (OSError, KeyError, ValueError) as error:
+        raise DatasetError(f"CIFAR-10 arrays unreadable: {path} ({type(error).__name__}: {error}); "
+                           f"{ARRAYS_ENV} must name a folder of train.npz/test.npz from "
+                           "scripts/pack_cifar.py unpack") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE or labels.shape != images.shape[:1]:
+        raise DatasetError(f"CIFAR-10 arrays in {path} have images {images.dtype}{list(images.shape)} and labels "
+                           f"{list(labels.shape)}; expected uint8 [N, 32, 32, 3] and [N]")
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise DatasetError(f"CIFAR-10 arrays in {path} have labels outside 0..{NUM_CLASSES - 1}")
+    return images, labels.astype(np.int32)
 
 
 def _prepared_version_dir(data_dir: str) -> Path | None:
@@ -97,6 +127,11 @@ def canonical_order(ids: Sequence[bytes], split: str) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _load_split_cached(split: str, data_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    if (folder := _arrays_dir()) is not None:
+        images, labels = _load_arrays(split, folder)
+        images.setflags(write=False)
+        labels.setflags(write=False)
+        return images, labels
     source = _data_source(split, data_dir)
     try:
         records = source.__getitems__(range(len(source)))
@@ -132,6 +167,9 @@ def load_split(split: str = "test", data_dir: str | None = None) -> tuple[np.nda
 @functools.lru_cache(maxsize=1)
 def class_names(data_dir: str | None = None) -> tuple[str, ...]:
     """Class names from the dataset's metadata (index -> name)."""
+    if (folder := _arrays_dir()) is not None:
+        with np.load(folder / "test.npz", allow_pickle=False) as arrays:
+            return tuple(str(name) for name in arrays["class_names"])
     import tensorflow_datasets as tfds
 
     data_dir = str(data_dir or default_data_dir())

@@ -103,7 +103,7 @@ def torchattacks_attack(victim, module: nn.Module, images: np.ndarray, labels: n
         result = attack(images01[row:row + 1], wanted[row:row + 1])
         walls.append(time.perf_counter() - started)
         queries.append(model.images - before)
-        adversarial.append(result[0].permute(1, 2, 0).numpy() * 255.0)
+        adversarial.append(result[0].permute(1, 2, 0).cpu().numpy() * 255.0)
     members = max(1, int(population_size / (5 * pixels))) * 5 * pixels
     return AttackRun("torchattacks", _judge(victim, adversarial, np.asarray(labels), targets),
                      np.asarray(queries, np.int64), np.asarray(walls), settings={

@@ -12,7 +12,12 @@ Two places where the layouts differ and the math must not:
 Padding: Flax `padding=1` is ((1, 1), (1, 1)) even at stride 2, torch's `padding=1`
 too; LeNet's "VALID" is torch's padding=0. Flax BatchNorm's epsilon is 1e-5, as torch's.
 
-`check_port` is the proof: max |logit difference| against the JAX victim.
+`check_port` is the proof: max |logit difference| against the JAX victim. On a GPU
+both sides compute in full float32 for the check (JAX precision "highest", torch with
+TF32 off); the attacks then run at each framework's default.
+
+The port lives on the GPU when torch sees one (`torch_device`), as the peers' users
+would run it there.
 
 Imports torch at module level: import this module only where torch must exist
 (`deattack bench` with the [bench] extra).
@@ -29,6 +34,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from deattack.models.common import CIFAR10_MEAN, CIFAR10_STD
+
+
+def torch_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
 
 
 def _tensor(array) -> torch.Tensor:
@@ -169,16 +182,16 @@ def port(victim) -> nn.Module:
     variables: Any = {"params": victim.variables["params"], "batch_stats": victim.variables.get("batch_stats", {})}
     module = PORTS[victim.name]()
     module.load_flax(variables)
-    return module.eval()
+    return module.eval().to(torch_device())
 
 
 def torch_logits(module: nn.Module, images_nhwc: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Logits [N, C] of NHWC [0, 255] images through a ported module."""
-    outputs = []
+    outputs, device = [], _module_device(module)
     with torch.no_grad():
         for start in range(0, len(images_nhwc), batch_size):
-            batch = _tensor(images_nhwc[start:start + batch_size]).permute(0, 3, 1, 2)
-            outputs.append(module(batch).numpy())
+            batch = _tensor(images_nhwc[start:start + batch_size]).permute(0, 3, 1, 2).to(device)
+            outputs.append(module(batch).cpu().numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0, 10), np.float32)
 
 
@@ -191,10 +204,18 @@ def check_port(victim, module: nn.Module, images_nhwc: np.ndarray, tolerance: fl
     Raises:
       AssertionError: it exceeds `tolerance` (the port is not the same function).
     """
+    import jax
+
     from deattack.victim import predict
 
-    reference = predict(victim, images_nhwc, batch_size=min(len(images_nhwc), 256))
-    difference = float(np.max(np.abs(torch_logits(module, images_nhwc) - reference)))
+    with jax.default_matmul_precision("highest"):
+        reference = predict(victim, images_nhwc, batch_size=min(len(images_nhwc), 256))
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        difference = float(np.max(np.abs(torch_logits(module, images_nhwc) - reference)))
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
     assert difference <= tolerance, (
         f"torch port of {victim.name} differs from the JAX victim by {difference:.3g} > {tolerance:g} "
         f"(max |logit| {np.max(np.abs(reference)):.3g}) on {len(images_nhwc)} images")
