@@ -48,3 +48,19 @@ def test_peer_selection():
     assert resolve_peers("scipy") == ["scipy"]
     with pytest.raises(ValueError, match="unknown peer 'foolbox'"):
         resolve_peers("scipy,foolbox")
+
+
+@requires_cifar10
+def test_peers_on_the_first_images_only(capsys):
+    code = main(["bench", "--model", "lenet", "--images", "2", "--slots", "2", "--max-gens", "1", "--popsize", "20",
+                 "--batch-sizes", "20", "--forward-seconds", "0.2", "--peers", "scipy", "--peer-images", "1",
+                 "--microbatch", "10", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["peer_images"] == 1 and report["microbatch"] == 10
+    ours, everything, scipy = (report["comparison"][k] for k in ("deattack", "deattack_all_images", "scipy"))
+    assert ours["images"] == scipy["images"] == 1 and everything["images"] == 2
+    assert everything["queries_total"] == report["attack_queries"]
+    # deattack's wall per image is its whole run's over all its images, on either view.
+    assert ours["wall_per_image_s"] == pytest.approx(everything["wall_per_image_s"], rel=1e-3)
+    assert report["speedup_vs_scipy"] == pytest.approx(scipy["wall_per_image_s"] / ours["wall_per_image_s"], rel=1e-2)
