@@ -94,15 +94,24 @@ def forward_memory_scan(victim, batch_sizes: Sequence[int], seconds: float = 1.0
 
 
 def timed_attack(victim, images: np.ndarray, labels: np.ndarray, image_indices: np.ndarray, config,
-                 targets: np.ndarray | None = None):
+                 targets: np.ndarray | None = None, profile_dir: str | None = None):
     """(AttackResults, wall seconds) of the attack after a warm-up run of the same shapes
-    on other PRNG streams (image ids + 1e6), so compilation is not timed."""
+    on other PRNG streams (image ids + 1e6), so compilation is not timed.
+
+    `profile_dir`: also record a jax.profiler trace of the timed run there (TensorBoard /
+    Perfetto), to see where an attack below its forward limit spends the difference.
+    """
+    import contextlib
+
     from deattack.attack import attack
 
     attack(victim, images, labels, config, targets=targets, image_indices=image_indices + 1_000_000)
-    started = time.perf_counter()
-    results = attack(victim, images, labels, config, targets=targets, image_indices=image_indices)
-    return results, time.perf_counter() - started
+    tracing = jax.profiler.trace(profile_dir) if profile_dir else contextlib.nullcontext()
+    with tracing:
+        started = time.perf_counter()
+        results = attack(victim, images, labels, config, targets=targets, image_indices=image_indices)
+        wall = time.perf_counter() - started
+    return results, wall
 
 
 def deattack_run(results, wall_s: float, image_indices: np.ndarray) -> AttackRun:
@@ -157,7 +166,8 @@ def run_peers(victim, images: np.ndarray, labels: np.ndarray, image_indices: np.
 def attack_vs_forward(victim, images: np.ndarray, labels: np.ndarray, image_indices: np.ndarray,
                       config, batch_sizes: Sequence[int], *, peers: Sequence[str] = (),
                       targets: np.ndarray | None = None, port_images: np.ndarray | None = None,
-                      forward_seconds: float = 2.0, peer_images: int | None = None) -> dict[str, Any]:
+                      forward_seconds: float = 2.0, peer_images: int | None = None,
+                      profile_dir: str | None = None) -> dict[str, Any]:
     """Forward limit, attack queries/s and their ratio, and the peers at equal budget,
     measured side by side.
 
@@ -174,7 +184,7 @@ def attack_vs_forward(victim, images: np.ndarray, labels: np.ndarray, image_indi
     # The attack's own forward batch is scanned too: the limit at the shape it runs.
     batch_sizes = sorted({int(size) for size in batch_sizes} | {int(microbatch)})
     before = forward_throughput(victim, batch_sizes, forward_seconds)
-    results, wall = timed_attack(victim, images, labels, image_indices, config, targets)
+    results, wall = timed_attack(victim, images, labels, image_indices, config, targets, profile_dir)
     shared = len(images) if peer_images is None else max(1, min(int(peer_images), len(images)))
     peer_runs, facts = run_peers(victim, images[:shared], labels[:shared], image_indices[:shared], config, peers,
                                  None if targets is None else targets[:shared], port_images)

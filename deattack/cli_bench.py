@@ -96,7 +96,8 @@ def bench_report(args) -> dict:
     port_images = images[:PORT_CHECK_IMAGES]
     report = bench.attack_vs_forward(victim, images[chosen], labels[chosen], chosen, config, sizes,
                                      peers=peers, targets=targets, port_images=port_images,
-                                     forward_seconds=args.forward_seconds, peer_images=args.peer_images)
+                                     forward_seconds=args.forward_seconds, peer_images=args.peer_images,
+                                     profile_dir=args.profile)
     report["peers"] = peers
     report["quick"] = bool(args.quick)
     if args.quick:
@@ -159,6 +160,7 @@ def add_bench_command(commands) -> None:
     bench.add_argument("--memory", action="store_true",
                        help="forward images/s and peak memory up to the largest batch that fits")
     bench.add_argument("--memory-batch-sizes", dest="memory_batch_sizes", help=f"default {MEMORY_BATCH_SIZES}")
+    bench.add_argument("--profile", metavar="DIR", help="write a jax.profiler trace of the timed attack to DIR")
     bench.add_argument("--out", help="append the JSON object to this file")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=_bench)

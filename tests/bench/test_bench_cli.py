@@ -51,10 +51,10 @@ def test_peer_selection():
 
 
 @requires_cifar10
-def test_peers_on_the_first_images_only(capsys):
+def test_peers_on_the_first_images_only_and_profile(capsys, tmp_path):
     code = main(["bench", "--model", "lenet", "--images", "2", "--slots", "2", "--max-gens", "1", "--popsize", "20",
                  "--batch-sizes", "20", "--forward-seconds", "0.2", "--peers", "scipy", "--peer-images", "1",
-                 "--microbatch", "10", "--json"])
+                 "--microbatch", "10", "--profile", str(tmp_path / "trace"), "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["peer_images"] == 1 and report["microbatch"] == 10
@@ -64,3 +64,4 @@ def test_peers_on_the_first_images_only(capsys):
     # deattack's wall per image is its whole run's over all its images, on either view.
     assert ours["wall_per_image_s"] == pytest.approx(everything["wall_per_image_s"], rel=1e-3)
     assert report["speedup_vs_scipy"] == pytest.approx(scipy["wall_per_image_s"] / ours["wall_per_image_s"], rel=1e-2)
+    assert any(path.suffix == ".pb" for path in (tmp_path / "trace").rglob("*"))  # the timed run's trace
