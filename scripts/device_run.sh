@@ -13,6 +13,11 @@
 #   train     configs/train_defenses.py resnet20_deadpixel and resnet20_advde, side by side
 #   trained   configs/defenses.py:resnet20_trained (the two trained defenses vs resnet20)
 #
+# Seen on one H200 (2026-11-27): setup 12-18 s; train 161 s (both trainings, compiles
+# included); trained 235 s did the default sweep (18 cells, 50 images) and 1 of its 12
+# adaptive cells; wrappers 95 s did 3 of 18 cells; bench outran 200 s before printing
+# (it needs more, or smaller BENCH_* sizes). Compiling a cell costs seconds on the GPU.
+#
 # Everything lands in RUNS (default /tmp/deattack-runs); after each stage RUNS is packed
 # into OUT/results.tar.gz, so a stage cut short by its time limit (STAGE_SECONDS_<stage>)
 # keeps what finished before it. Sizes: IMAGES (defense evaluations), BENCH_* below.
