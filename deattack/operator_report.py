@@ -151,16 +151,33 @@ def group_stats(group: Mapping[str, Any], baseline: Mapping[str, Any] | None,
         "success_at": {q: float(curve[min(q, horizon)]) for q in CHECKPOINTS if attacked},
         "budget": group["budget"], "horizon": horizon, "complete": group["complete"],
         "pairs": None, "only_variant": None, "only_baseline": None, "paired_difference": None,
-        "mcnemar_p": None,
+        "mcnemar_p": None, "faster": None, "slower": None, "sign_p": None,
     }
     if baseline is not None:
         shared = sorted(set(records) & set(baseline["records"]))
         only_variant = sum(records[k]["success"] and not baseline["records"][k]["success"] for k in shared)
         only_baseline = sum(baseline["records"][k]["success"] and not records[k]["success"] for k in shared)
+        faster, slower = paired_speed(records, baseline["records"], shared)
         stats.update(pairs=len(shared), only_variant=only_variant, only_baseline=only_baseline,
                      paired_difference=(only_variant - only_baseline) / len(shared) if shared else None,
-                     mcnemar_p=mcnemar_exact(only_variant, only_baseline))
+                     mcnemar_p=mcnemar_exact(only_variant, only_baseline),
+                     faster=faster, slower=slower, sign_p=mcnemar_exact(faster, slower))
     return stats
+
+
+def _queries_to_success(record: Mapping[str, Any]) -> float:
+    return record["queries"] if record["success"] else math.inf
+
+
+def paired_speed(records: Mapping[tuple, Any], baseline: Mapping[tuple, Any], shared: Sequence[tuple]) -> tuple[int, int]:
+    """(problems the operator solves in strictly fewer queries than the baseline, problems
+    the baseline solves in strictly fewer), an unsolved problem counting as infinitely
+    many queries; ties (both unsolved, or the same count) are left out. The sign test on
+    these two counts asks "which gets there first" at equal budget, which the final
+    success rate cannot tell once both solve nearly everything."""
+    ours = [_queries_to_success(records[k]) for k in shared]
+    theirs = [_queries_to_success(baseline[k]) for k in shared]
+    return (sum(a < b for a, b in zip(ours, theirs)), sum(b < a for a, b in zip(ours, theirs)))
 
 
 def study_tables(groups: Mapping[tuple, Mapping[str, Any]], baseline: str = BASELINE) -> dict[tuple, list[dict]]:
@@ -214,7 +231,8 @@ def table_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     checkpoints = [q for q in CHECKPOINTS if any(q < r["horizon"] for r in rows)]
     header = (["Operator", "Problems", "Seeds", "Success", "95% CI", "Median queries to success"]
               + [f"Success at {q:,} q" for q in checkpoints]
-              + ["Anytime mean", "vs rand/1: paired diff (b / c)", "McNemar p"])
+              + ["Anytime mean", "vs rand/1: paired diff (b / c)", "McNemar p",
+                 "vs rand/1: first / later", "Sign test p"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         paired = "-" if r["pairs"] is None else (
@@ -225,7 +243,8 @@ def table_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
                  f"{_percent(r['ci_low'])} - {_percent(r['ci_high'])}",
                  "-" if r["median_queries_success"] is None else f"{r['median_queries_success']:,.0f}"]
         cells += [_percent(r["success_at"].get(q)) for q in checkpoints]
-        cells += [_percent(r["anytime_mean"]), paired, _p_value(r["mcnemar_p"])]
+        speed = "-" if r["faster"] is None else f"{r['faster']} / {r['slower']}"
+        cells += [_percent(r["anytime_mean"]), paired, _p_value(r["mcnemar_p"]), speed, _p_value(r["sign_p"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -307,7 +326,11 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
               f"- Paired test: the same (seed, image, target) under the operator and {baseline}; b = only the "
               "operator succeeds, c = only the baseline does; exact two-sided McNemar p = "
               "min(1, 2 P(Bin(b + c, 1/2) <= min(b, c))). With several seeds an image appears once per seed, "
-              "so those pairs are not independent and p is approximate.", ""]
+              "so those pairs are not independent and p is approximate.",
+              f"- First / later: problems the operator solves in strictly fewer queries than {baseline} / "
+              "in strictly more (unsolved = never; ties left out); sign test p = the same exact binomial on "
+              "those two counts. Queries are counted per generation (P at a time), so DE variants tie often; "
+              "the scan's sequential count is not comparable one to one.", ""]
     if incomplete:
         lines += ["## Incomplete cells", ""] + [f"- {name}" for name in incomplete] + [""]
     (out / "operators.md").write_text("\n".join(lines))

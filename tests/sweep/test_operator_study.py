@@ -182,6 +182,15 @@ def test_operator_report_numbers(tmp_path):
     c = sum(r[0] and not v[0] for v, r in zip(variant, baseline))
     assert (row["only_variant"], row["only_baseline"], row["pairs"]) == (b, c, n)
     assert row["mcnemar_p"] == pytest.approx(scipy.stats.binomtest(b, b + c, 0.5).pvalue)
+    # Which solves an image first: unsolved = never, ties (same count, both unsolved) dropped.
+    first = later = 0
+    for (vs, vq), (bs, bq) in zip(variant, baseline):
+        if vs and (not bs or vq < bq):
+            first += 1
+        elif bs and (not vs or bq < vq):
+            later += 1
+    assert (row["faster"], row["slower"]) == (first, later) and first + later < n
+    assert row["sign_p"] == pytest.approx(scipy.stats.binomtest(first, first + later, 0.5).pvalue)
     # Anytime mean: the fraction solved within q, averaged over q = 0 .. 50.
     expected = np.mean([sum(s and q <= x for s, q in variant) / n for x in range(51)])
     assert row["anytime_mean"] == pytest.approx(expected)
