@@ -92,16 +92,16 @@ SCREEN_VARIANTS = (
 VARIANTS = {_name(v): v for v in SCREEN_VARIANTS}
 BASELINE = "rand/1/none/constant"  # Su et al. 2019, the reference of the paired tests
 
-# The best five of the screen plus rand/1. Set from the screen report's ranking
-# (docs/results/operators.md, "Ranking") before running the follow-up; until then a
-# guess: the two pixel variants, JADE, SHADE and best/1/bin.
+# The best five of the screen plus rand/1, from the ranking of the 1 and 3 px screens on
+# the first 34 test images (docs/results/operators.md: mean success over both settings,
+# ties by anytime mean).
 FOLLOWUP = (
     BASELINE,
-    "rand/1-snap/none/constant",
-    "rand/1-snap-local/none/constant",
-    "current-to-pbest/1/bin/jade",
-    "current-to-pbest/1/bin/shade",
-    "best/1/bin/constant",
+    "rand/1-snap-local/none/constant+init-corners",
+    "best/1/exp/constant",
+    "best/2/exp/constant",
+    "current-to-best/1/exp/constant",
+    "current-to-best/1/bin/constant",
 )
 
 PILOT = (
