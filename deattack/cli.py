@@ -106,17 +106,22 @@ _OPERATOR_ALIASES = {"rand1": "rand/1", "rand2": "rand/2", "best1": "best/1", "b
                      "current-to-best1": "current-to-best/1", "current-to-pbest1": "current-to-pbest/1"}
 
 
+def _asks_for_another_search(assignments) -> bool:
+    values = [a.partition("=")[2].strip().strip("'\"") for a in assignments if a.partition("=")[0].strip() == "search"]
+    return bool(values) and values[-1] != "de"
+
+
 def _attack_config(args):
     from deattack import config_files
-    from deattack.attack import AttackConfig, paper_config
+    from deattack.attack import paper_config, recommended_config
     from deattack.overrides import apply_overrides
 
     if args.config:
         config = config_files.load(args.config)
-    elif args.preset == "su2019":
-        config = paper_config()
+    elif args.preset == "su2019" or _asks_for_another_search(args.set):
+        config = paper_config()  # CMA-ES and the corner scan take the paper's budget, no DE operator
     else:
-        config = AttackConfig()
+        config = recommended_config()
     flags = {
         "pixels": args.pixels, "mode": args.mode, "population_size": args.popsize,
         "max_generations": args.max_gens, "seed": args.seed, "slots": args.slots,
@@ -234,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_argument("--defense", help="attack end to end through a defense: median3, repair[:threshold=T] "
                                           "(same as --model DEFENSE+MODEL)")
     attack.add_argument("--config", help="configs/FILE.py[:variant] returning an AttackConfig")
-    attack.add_argument("--preset", choices=["su2019"], help="the paper's DE/rand/1 setting")
+    attack.add_argument("--preset", choices=["su2019"],
+                        help="the paper's DE/rand/1 setting (default: deattack.attack.recommended_config, the "
+                             "operator study's choice at the same budget)")
     attack.add_argument("--pixels", type=int)
     attack.add_argument("--mode", choices=["untargeted", "targeted"])
     attack.add_argument("--targets", choices=["all", "random"], help="targeted: all 9 or one random")

@@ -16,6 +16,7 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
 
 def _command_line(args) -> str:
@@ -86,8 +87,9 @@ def _report(args) -> int:
     if args.operators:  # the operator study (issue 7): one report over several stores
         from deattack.operator_report import build_operator_report
 
+        note = Path(args.note).read_text() if args.note else ""
         result = build_operator_report(args.store, args.out, command=_command_line(args),
-                                       figures=not args.no_figures)
+                                       figures=not args.no_figures, note=note)
         print(json.dumps(result["files"]) if args.json else
               f"operator report of {len(args.store)} store(s) in {args.out}: " + ", ".join(sorted(result["files"])))
         return 0
@@ -133,6 +135,7 @@ def add_sweep_commands(subparsers) -> None:
     report = subparsers.add_parser("report", help="paper-style tables and figures from a store")
     report.add_argument("store", nargs="+", help="results store (several only with --operators)")
     report.add_argument("--out", required=True, help="report folder")
+    report.add_argument("--note", metavar="FILE", help="with --operators: markdown conclusion to print in the report")
     report.add_argument("--operators", action="store_true",
                         help="the operator study's report (operators.md: success with 95%% CI, queries, "
                              "anytime curves, McNemar vs rand/1) over one or more stores")

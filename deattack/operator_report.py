@@ -285,8 +285,10 @@ def figure_anytime(groups: Mapping[tuple, Mapping[str, Any]], tables: Mapping[tu
 
 
 def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.PathLike, *, command: str = "",
-                          figures: bool = True, baseline: str = BASELINE) -> dict[str, Any]:
+                          figures: bool = True, baseline: str = BASELINE, note: str = "") -> dict[str, Any]:
     """Writes operators.md, operators.json and (unless figures=False) operators_anytime.png.
+
+    `note`: the conclusion, written after reading the numbers; printed under "Conclusion".
 
     Returns:
       {"tables": {setting title: rows}, "ranking": [...], "files": {...}} as in operators.json.
@@ -303,8 +305,10 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
     lines = ["# DE operators for few-pixel attacks at equal queries", "",
              f"- stores: {', '.join(str(Path(s)) for s in stores)}", f"- report command: `{command or '-'}`",
              f"- settings: {len(tables)}, operator cells: {len(groups)}"
-             + (f" ({len(incomplete)} incomplete)" if incomplete else ""), "",
-             "## Ranking", "",
+             + (f" ({len(incomplete)} incomplete)" if incomplete else ""), ""]
+    if note.strip():
+        lines += ["## Conclusion", "", note.strip(), ""]
+    lines += ["## Ranking", "",
              "Mean success rate over the settings each operator was run in (most settings first).", "",
              "| Rank | Operator | Settings | Mean success | Mean anytime |", "|---|---|---|---|---|"]
     lines += [f"| {i + 1} | {r['operator']} | {r['settings']} | {_percent(r['mean_success'])} | "

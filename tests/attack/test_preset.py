@@ -24,3 +24,17 @@ def test_flags_override_the_preset():
     assert (config.pixels, config.mutation, config.slots) == (3, "rand/1-snap", 2)
     assert dataclasses.replace(config, pixels=1, mutation="rand/1", slots=_config("--preset", "su2019").slots) \
         == _config("--preset", "su2019")
+
+
+def test_default_is_the_studys_choice_at_the_papers_budget():
+    config, paper = _config(), _config("--preset", "su2019")
+    assert (config.mutation, config.init) == ("rand/1-snap-local", "corners")
+    same = ("crossover", "adaptation", "differential_weight", "population_size", "max_generations", "pixels", "mode")
+    assert {k: getattr(config, k) for k in same} == {k: getattr(paper, k) for k in same}
+    assert config.max_queries == paper.max_queries == 40_400
+
+
+def test_another_search_starts_from_the_papers_budget():
+    config = _config("--set", "search=cma-es")
+    assert (config.search, config.mutation, config.init, config.max_queries) == ("cma-es", "rand/1", "paper", 40_400)
+    assert _config("--set", "search='de'").mutation == "rand/1-snap-local"

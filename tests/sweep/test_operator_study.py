@@ -170,7 +170,7 @@ def test_operator_report_numbers(tmp_path):
     variant = [(s, q if s else 50) for s, q in variant]
     _store(tmp_path / "a.sqlite", {"rand/1": baseline, "best/1": variant})
     result = operator_report.build_operator_report([tmp_path / "a.sqlite", tmp_path / "a.sqlite"],
-                                                   tmp_path / "out", command="CMD")
+                                                   tmp_path / "out", command="CMD", note="best/1 wins here.")
     rows = {r["operator"]: r for r in result["tables"]["lenet, 1 px, untargeted"]}
     row = rows["best/1/none/constant"]
     successes = sum(s for s, _ in variant)
@@ -198,6 +198,7 @@ def test_operator_report_numbers(tmp_path):
     assert result["ranking"][0]["operator"] == "best/1/none/constant"
     markdown = (tmp_path / "out" / "operators.md").read_text()
     assert "CMD" in markdown and "| best/1/none/constant | 40 | 1 |" in markdown
+    assert "## Conclusion\n\nbest/1 wins here." in markdown
     assert (tmp_path / "out" / "operators_anytime.png").stat().st_size > 0
     assert json.loads((tmp_path / "out" / "operators.json").read_text())["ranking"] == result["ranking"]
 
