@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -39,6 +40,15 @@ def _decode(blob: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"), dtype=np.uint8)
 
 
+def _map(function, items, workers: int | None) -> list:
+    """In this process for one worker; else a pool of fresh interpreters ("spawn": forking
+    a process that has imported JAX can deadlock)."""
+    if workers == 1:
+        return [function(item) for item in items]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(function, items, chunksize=256))
+
+
 def pack(out: Path, part_bytes: int, workers: int) -> None:
     from deattack import data
 
@@ -47,8 +57,7 @@ def pack(out: Path, part_bytes: int, workers: int) -> None:
     for split in data.SPLITS:
         images, labels = data.load_split(split)
         digest = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
-        with ProcessPoolExecutor(workers) as pool:
-            blobs = list(pool.map(_encode, images, chunksize=256))
+        blobs = _map(_encode, list(images), workers)
         start, part = 0, 0
         while start < len(blobs):
             stop, size = start, 0
@@ -75,12 +84,11 @@ def unpack(parts: list[Path], out: Path, workers: int) -> None:
         total = int(pieces[0]["total"])
         images = np.zeros((total, 32, 32, 3), np.uint8)
         labels = np.full(total, -1, np.int32)
-        with ProcessPoolExecutor(workers) as pool:
-            for piece in pieces:
-                blob, offsets, start = piece["blob"].tobytes(), piece["offsets"], int(piece["start"])
-                chunks = [blob[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
-                images[start:start + len(chunks)] = np.stack(list(pool.map(_decode, chunks, chunksize=256)))
-                labels[start:start + len(chunks)] = piece["labels"]
+        for piece in pieces:
+            blob, offsets, start = piece["blob"].tobytes(), piece["offsets"], int(piece["start"])
+            chunks = [blob[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+            images[start:start + len(chunks)] = np.stack(_map(_decode, chunks, workers))
+            labels[start:start + len(chunks)] = piece["labels"]
         if (labels < 0).any():
             raise SystemExit(f"{split}: parts cover {int((labels >= 0).sum())} of {total} images; pass every part")
         digest = hashlib.sha256(images.tobytes()).hexdigest()

@@ -16,7 +16,7 @@ ATTACK = ["attack", "--model", "lenet", "--images", "2"]
 @pytest.mark.parametrize("arguments, message", [
     (["--pixels", "0"], "pixels must be an integer >= 1, got 0"),
     (["--pixels", "2000"], r"pixels must be an integer in \[1, 1024\]"),
-    (["--popsize", "3"], "population_size=3 is too small for mutation 'rand/1', which needs at least 4"),
+    (["--popsize", "3"], "population_size=3 is too small for mutation 'rand/1-snap-local', which needs at least 4"),
     (["--popsize", "0"], "population_size must be an integer >= 1"),
     (["--max-gens", "-1"], "max_generations must be an integer >= 0, got -1"),
     (["--popsize", "400", "--max-gens", "6000000"], "exceeds the int32 query counter"),
