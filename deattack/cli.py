@@ -107,7 +107,9 @@ _OPERATOR_ALIASES = {"rand1": "rand/1", "rand2": "rand/2", "best1": "best/1", "b
 
 
 def _asks_for_another_search(assignments) -> bool:
-    values = [a.partition("=")[2].strip().strip("'\"") for a in assignments if a.partition("=")[0].strip() == "search"]
+    from deattack.overrides import parse_value
+
+    values = [parse_value(value) for key, _, value in (a.partition("=") for a in assignments) if key.strip() == "search"]
     return bool(values) and values[-1] != "de"
 
 

@@ -125,13 +125,7 @@ def canonical_order(ids: Sequence[bytes], split: str) -> np.ndarray:
     return order
 
 
-@functools.lru_cache(maxsize=4)
-def _load_split_cached(split: str, data_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    if (folder := _arrays_dir()) is not None:
-        images, labels = _load_arrays(split, folder)
-        images.setflags(write=False)
-        labels.setflags(write=False)
-        return images, labels
+def _load_tfds(split: str, data_dir: str) -> tuple[np.ndarray, np.ndarray]:
     source = _data_source(split, data_dir)
     try:
         records = source.__getitems__(range(len(source)))
@@ -141,6 +135,15 @@ def _load_split_cached(split: str, data_dir: str) -> tuple[np.ndarray, np.ndarra
     order = canonical_order([r["id"] for r in records], split)
     images = np.stack([records[i]["image"] for i in order]).astype(np.uint8)
     labels = np.asarray([records[i]["label"] for i in order], dtype=np.int32)
+    return images, labels
+
+
+@functools.lru_cache(maxsize=4)
+def _load_split_cached(split: str, data_dir: str, arrays_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    if arrays_dir is not None:
+        images, labels = _load_arrays(split, arrays_dir)
+    else:
+        images, labels = _load_tfds(split, data_dir)
     images.setflags(write=False)
     labels.setflags(write=False)
     return images, labels
@@ -161,7 +164,7 @@ def load_split(split: str = "test", data_dir: str | None = None) -> tuple[np.nda
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; known splits: {', '.join(SPLITS)}")
-    return _load_split_cached(split, str(data_dir or default_data_dir()))
+    return _load_split_cached(split, str(data_dir or default_data_dir()), _arrays_dir())
 
 
 @functools.lru_cache(maxsize=1)
