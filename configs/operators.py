@@ -28,6 +28,11 @@ Variants:
   followup-resnet20        the same, resnet20, 1 px untargeted on the first 109 test
                            images (exactly 100 correctly classified by the shipped
                            20-epoch checkpoint, 89.1 % test accuracy): 18 cells.
+  head-to-head-lenet       the default (rand/1-snap-local from corner colours) against
+                           rand/1 alone, 1/3/5 px untargeted on the screen's 200 images,
+                           seed 0: 6 cells (at 1 and 3 px the screen's cell ids).
+  head-to-head-resnet20    the same two on resnet20, 1 px untargeted, the follow-up's
+                           images, seed 0: 2 cells (the follow-up's cell ids).
   pilot                    what 2 CPU cores fit in ~15 minutes: rand/1 against the pixel
                            variants, SHADE, CMA-ES, random search and the corner scan,
                            lenet, 1 px untargeted, the first 34 test images (25 correctly
@@ -104,6 +109,10 @@ FOLLOWUP = (
     "current-to-best/1/bin/constant",
 )
 
+# deattack.attack.recommended_config: what `deattack attack` runs unless told otherwise.
+DEFAULT = "rand/1-snap-local/none/constant+init-corners"
+HEAD_TO_HEAD = (BASELINE, DEFAULT)
+
 PILOT = (
     BASELINE,
     "rand/1-snap/none/constant",
@@ -144,6 +153,13 @@ def get_config(variant: str = "screen") -> SweepConfig:
         "followup-resnet20": dataclasses.replace(
             followup, name="operators-followup-resnet20", victims=("resnet20",), pixels=(1,),
             images=ImageSet(split="test", start=0, count=109, correct_only=True)),
+        "head-to-head-lenet": dataclasses.replace(
+            screen, name="operators-head-to-head-lenet", pixels=(1, 3, 5),
+            variants=tuple(VARIANTS[n] for n in HEAD_TO_HEAD)),
+        "head-to-head-resnet20": dataclasses.replace(
+            followup, name="operators-head-to-head-resnet20", victims=("resnet20",), pixels=(1,), seeds=(0,),
+            images=ImageSet(split="test", start=0, count=109, correct_only=True),
+            variants=tuple(VARIANTS[n] for n in HEAD_TO_HEAD)),
         "pilot": dataclasses.replace(
             screen, name="operators-pilot", pixels=(1,), images=ImageSet(split="test", start=0, count=34, correct_only=True),
             chunk_images=25, variants=tuple(VARIANTS[n] for n in PILOT)),

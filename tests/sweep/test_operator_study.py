@@ -30,6 +30,8 @@ SPEC = "configs/operators.py"
     ("followup-lenet", 6 * (2 + 2 + 3)),
     ("followup-lenet-targeted", 6 * 3),
     ("followup-resnet20", 6 * 3),
+    ("head-to-head-lenet", 2 * 3),
+    ("head-to-head-resnet20", 2),
     ("pilot", 8),  # rand/1, 3 pixel variants, SHADE, CMA-ES, random search, corner scan at 1 px
 ])
 def test_operators_config_expands_to_the_planned_cells(variant, cells):
@@ -70,6 +72,21 @@ def test_followup_reuses_the_screens_seed_0_cells():
         tuple(p for p in v if p[0] not in ("seed", "pixels")) for v in config.variants[::3]))
     ids = {c.cell_id for c in expand(with_seed_0) if c.attack.seed == 0 and c.attack.pixels in (1, 3)}
     assert len(ids) == 12 and ids <= screen
+
+
+def test_head_to_head_is_the_default_against_the_paper_on_the_studys_own_cells():
+    from deattack.attack import paper_config, recommended_config
+
+    screen = {c.cell_id for c in expand(config_files.load(f"{SPEC}:screen"))}
+    resnet = {c.cell_id for c in expand(config_files.load(f"{SPEC}:followup-resnet20"))}
+    lenet = expand(config_files.load(f"{SPEC}:head-to-head-lenet"))
+    assert {c.cell_id for c in lenet if c.attack.pixels in (1, 3)} <= screen
+    cells = expand(config_files.load(f"{SPEC}:head-to-head-resnet20"))
+    assert {c.cell_id for c in cells} <= resnet
+    for cell in lenet + cells:
+        expected = (recommended_config if cell.attack.mutation != "rand/1" else paper_config)(cell.attack.pixels)
+        operator = ("mutation", "crossover", "adaptation", "init", "differential_weight", "max_queries")
+        assert {k: getattr(cell.attack, k) for k in operator} == {k: getattr(expected, k) for k in operator}
 
 
 BASE = SweepConfig(victims=("a",), pixels=(1, 3), modes=("untargeted",), seeds=(0, 1), images=ImageSet(count=4))
