@@ -61,7 +61,7 @@ def device_name() -> str:
 
 def _microbatch(victim, config, images) -> int:
     from deattack.attack.engine import make_fitness
-    return make_fitness(config, victim.apply_fn, victim.variables, np.shape(images)[1:]).microbatch
+    return make_fitness(config, victim.apply_fn, victim.variables, np.shape(images)[1:], module=victim.module).microbatch
 
 
 def peak_memory() -> dict[str, float | None]:
@@ -196,7 +196,7 @@ def attack_vs_forward(victim, images: np.ndarray, labels: np.ndarray, image_indi
         "device": device_name(), "model": victim.name, "pixels": config.pixels, "mode": config.mode,
         "operator": f"{config.mutation}/{config.crossover}/{config.adaptation}",
         "population_size": config.population_size, "max_generations": config.max_generations,
-        "slots": config.slots, "images": int(len(images)),
+        "slots": config.slots, "images": int(len(images)), "forward": config.forward,
         "microbatch": microbatch,
         "forward_img_per_s_by_batch": {str(k): round(v, 1) for k, v in forward.items()},
         "forward_img_per_s": round(forward[best], 1), "forward_best_batch": best,

@@ -91,7 +91,8 @@ def bench_report(args) -> dict:
                          f"{needed} needed")
     chosen = correct[:count]
     config = paper_config(pixels=args.pixels, mode=args.mode, slots=args.slots, max_generations=generations,
-                          population_size=args.popsize, seed=args.seed, microbatch=args.microbatch)
+                          population_size=args.popsize, seed=args.seed, microbatch=args.microbatch,
+                          forward=args.forward)
     targets = random_targets(labels[chosen], chosen, args.seed) if args.mode == "targeted" else None
     port_images = images[:PORT_CHECK_IMAGES]
     report = bench.attack_vs_forward(victim, images[chosen], labels[chosen], chosen, config, sizes,
@@ -143,6 +144,9 @@ def add_bench_command(commands) -> None:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--microbatch", type=int, default=0,
                        help="candidate images per forward call (0: automatic, deattack.attack.engine.default_microbatch)")
+    bench.add_argument("--forward", default="full", choices=["full", "incremental"],
+                       help="how deattack scores candidates (deattack.attack.incremental); the limit "
+                            "it is compared with is always the victim's full forward")
     bench.add_argument("--quick", action="store_true",
                        help=f"{QUICK['images']} images, {QUICK['max_gens']} generations, small batch scan")
     bench.add_argument("--peers", default="auto",

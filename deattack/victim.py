@@ -31,12 +31,15 @@ class Victim:
       apply_fn: pure `(variables, images [N,32,32,3] float in [0,255]) -> logits [N, C]`.
       variables: the weights pytree.
       metadata: the checkpoint's metadata (accuracy, params, training recipe).
+      module: the Flax module behind apply_fn when apply_fn is exactly its eval-mode
+        apply (None for wrapped victims): what forward="incremental" cuts.
     """
 
     name: str
     apply_fn: Callable[[Any, jax.Array], jax.Array]
     variables: Any
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    module: Any = None
 
     def logits(self, images: jax.Array) -> jax.Array:
         return self.apply_fn(self.variables, images)
@@ -88,7 +91,8 @@ def load_victim(name_or_path: str, model: str | None = None) -> Victim:
     template = {"params": template["params"], "batch_stats": template.get("batch_stats", {})}
     variables, metadata = checkpoint.restore(path, template)
     variables = jax.tree.map(jnp.asarray, variables)
-    return Victim(name=model_name, apply_fn=_eval_apply(module), variables=variables, metadata=metadata)
+    return Victim(name=model_name, apply_fn=_eval_apply(module), variables=variables, metadata=metadata,
+                  module=module)
 
 
 def predict(victim: Victim, images: np.ndarray, batch_size: int = 500) -> np.ndarray:

@@ -137,7 +137,8 @@ def attack(
     runner_class = SlotRunner
     if config.search == "exhaustive":  # the corner-scan baseline (deattack.attack.exhaustive)
         from deattack.attack.exhaustive import ExhaustiveRunner as runner_class
-    runner = runner_class(config, victim.apply_fn, victim.variables, images, verify, clean_logits)
+    runner = runner_class(config, victim.apply_fn, victim.variables, images, verify, clean_logits,
+                          module=victim.module)
     new_records, progress = runner.run(
         runnable, on_finished=store.append if store is not None else None, on_progress=on_progress)
     records.extend(new_records)

@@ -16,6 +16,7 @@ TARGET_CHOICES = ("all", "random")
 # cube, one pixel only (deattack.attack.exhaustive), a baseline that ignores the DE fields;
 # "cma-es": CMA-ES (deattack.de.cma_es) at DE's budget, population_size = its lambda.
 SEARCHES = ("de", "exhaustive", "cma-es")
+FORWARDS = ("full", "incremental")
 # DE-only fields that search="cma-es" requires at their defaults (CMA-ES has no such
 # operators, and starts from its own Gaussian around the box's centre).
 _DE_ONLY_FIELDS = ("mutation", "crossover", "adaptation", "differential_weight", "crossover_rate", "init")
@@ -53,6 +54,11 @@ class AttackConfig:
       refill: continuous batching on (True) or fixed batches run to the end (False).
       devices: local devices the slots are spread over (0 = all); slots are rounded
         up to a multiple of it.
+      forward: how candidates are scored: "full" (the victim's whole forward pass) or
+        "incremental" (the clean image's first-convolution output plus a kernel-sized
+        patch per changed pixel, then the rest of the network; deattack.attack.incremental:
+        Flax victims whose first layer is a stride-1 convolution, equal to "full" up to
+        float rounding; final images are always judged by the full forward).
       seed: root of every problem's PRNG stream.
       search: "de" (this attack), or "exhaustive" (1 pixel: all H x W locations x the
         8 colour-cube corners in a per-problem random order, stopping at the first
@@ -84,6 +90,7 @@ class AttackConfig:
     devices: int = 0
     seed: int = 0
     search: str = "de"
+    forward: str = "full"
 
     def __post_init__(self):
         _check_types(self)
@@ -105,6 +112,10 @@ class AttackConfig:
         choice("coordinate_bounds", BOUNDS)
         choice("colour_bounds", BOUNDS)
         choice("search", SEARCHES)
+        choice("forward", FORWARDS)
+        if self.forward == "incremental" and self.search == "exhaustive":
+            raise ValueError("forward='incremental' scores DE and CMA-ES candidates; search='exhaustive' "
+                             "scores its corner colours with the full forward: use forward='full'")
         if self.search == "exhaustive" and self.pixels != 1:
             raise ValueError(f"search='exhaustive' covers one pixel only, got pixels={self.pixels}")
         if self.search == "cma-es":
@@ -177,8 +188,9 @@ class AttackConfig:
                                    slots=1, chunk_generations=1, refill=True, devices=0)
 
     def search_key(self) -> dict:
-        """Fields that change results (not slots/chunking/microbatch/refill)."""
-        layout = {"slots", "chunk_generations", "microbatch", "refill", "devices"}
+        """Fields that change results (not slots/chunking/microbatch/refill/devices, nor the
+        forward's evaluation order: "incremental" differs from "full" by float rounding)."""
+        layout = {"slots", "chunk_generations", "microbatch", "refill", "devices", "forward"}
         return {k: v for k, v in dataclasses.asdict(self).items()
                 if k not in layout and not (k in FIELDS_ADDED_LATER and v == FIELDS_ADDED_LATER[k])}
 

@@ -20,7 +20,7 @@ from flax import struct
 
 from deattack import de
 from deattack.de import cma_es
-from deattack.attack import criteria, encoding
+from deattack.attack import criteria, encoding, incremental
 from deattack.attack.config import AttackConfig
 from deattack.attack.perturb import apply_pixels
 
@@ -92,6 +92,8 @@ class CandidateFitness:
     fitness: str
     confidence: float
     microbatch: int
+    # forward="incremental": the victim cut after its first convolution (None = full forward).
+    split: incremental.FirstConvSplit | None = None
 
     def logits(self, candidates: jax.Array, variables: Any, problems: Problems,
                active: jax.Array) -> jax.Array:
@@ -118,12 +120,23 @@ class CandidateFitness:
         num_classes = jax.eval_shape(
             self.apply_fn, variables, jax.ShapeDtypeStruct((size, *image_shape), jnp.float32)).shape[-1]
 
+        split = self.split
+        if split is not None:  # the clean images' first layer, once a generation for all slots
+            kernel = split.kernel(variables)
+            padded_stems = split.pad_stem(split.stem(variables, problems.images))
+
         def forward(chunk, packed_logits):
             start = chunk * size
             chunk_genes = jax.lax.dynamic_slice_in_dim(packed_genes, start, size)
             chunk_owners = jax.lax.dynamic_slice_in_dim(packed_owners, start, size)
-            images = jax.vmap(apply_pixels)(problems.images[chunk_owners], chunk_genes)
-            chunk_logits = self.apply_fn(variables, images).astype(jnp.float32)
+            if split is None:
+                images = jax.vmap(apply_pixels)(problems.images[chunk_owners], chunk_genes)
+                chunk_logits = self.apply_fn(variables, images)
+            else:
+                stems = jax.vmap(split.perturbed_stem, in_axes=(None, 0, 0, 0))(
+                    kernel, padded_stems[chunk_owners], problems.images[chunk_owners], chunk_genes)
+                chunk_logits = split.head(variables, stems, image_shape)
+            chunk_logits = chunk_logits.astype(jnp.float32)
             return jax.lax.dynamic_update_slice_in_dim(packed_logits, chunk_logits, start, 0)
 
         packed = jax.lax.fori_loop(0, num_chunks, forward,
@@ -140,14 +153,24 @@ class CandidateFitness:
 
 
 def make_fitness(config: AttackConfig, apply_fn: Callable, variables: Any = None,
-                 image_shape: tuple[int, ...] = (32, 32, 3)) -> CandidateFitness:
-    """The attack's fitness; with `variables` the microbatch is sized to the model's cost."""
+                 image_shape: tuple[int, ...] = (32, 32, 3), module: Any = None) -> CandidateFitness:
+    """The attack's fitness; with `variables` the microbatch is sized to the model's cost.
+
+    `module` (the victim's Flax module) is needed for config.forward="incremental".
+    """
+    split = None
+    if config.forward == "incremental":
+        if module is None or variables is None:
+            raise ValueError("forward='incremental' needs the victim's Flax module and weights (a model "
+                             "checkpoint such as 'lenet'; a wrapped victim like 'median3+lenet' has none): "
+                             "use forward='full'")
+        split = incremental.split_first_conv(module, variables, tuple(image_shape), pixels=config.pixels)
     microbatch = config.microbatch
     if not microbatch:
         flops = forward_flops(apply_fn, variables, image_shape) if variables is not None else None
         microbatch = default_microbatch(config.population_size, flops_per_image=flops)
     return CandidateFitness(apply_fn=apply_fn, mode=config.mode, fitness=config.fitness,
-                            confidence=float(config.confidence), microbatch=microbatch)
+                            confidence=float(config.confidence), microbatch=microbatch, split=split)
 
 
 # The optimiser's state and params: DE's, or CMA-ES's for search="cma-es".

@@ -95,11 +95,11 @@ class SlotRunner:
 
     def __init__(self, config: AttackConfig, apply_fn: Callable, variables: Any,
                  images: np.ndarray, verify_fn: Callable[[np.ndarray], np.ndarray],
-                 clean_logits: np.ndarray):
+                 clean_logits: np.ndarray, module: Any = None):
         self.config = config
         self.static_config = config.compile_key()
         self.images = np.asarray(images, np.float32)
-        self.fitness = engine.make_fitness(config, apply_fn, variables, self.images.shape[1:])
+        self.fitness = engine.make_fitness(config, apply_fn, variables, self.images.shape[1:], module=module)
         self.params = config.search_params()
         self.variables = variables
         self.verify_fn = verify_fn

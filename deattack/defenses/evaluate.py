@@ -115,6 +115,17 @@ class DefenseEvalConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
+def _comparable(config_json: dict[str, Any]) -> dict[str, Any]:
+    """A saved config without its note, attack fields added since it was written at their
+    defaults (a folder written before a field existed ran with its default)."""
+    defaults = dataclasses.asdict(AttackConfig())
+    out = {k: v for k, v in config_json.items() if k != "note"}
+    for key in ("attack", "adaptive_attack"):
+        if isinstance(out.get(key), dict):
+            out[key] = {**defaults, **out[key]}
+    return out
+
+
 def _sweep(name, victims, pixels, modes, attack: AttackConfig, images, chunk_images) -> SweepConfig:
     """A SweepConfig; the attack's grid fields (mutation, seed, ...) move into the grid."""
     grid = {key: (getattr(attack, field),) for key, field in GRID_KEYS.items()
@@ -238,9 +249,9 @@ def run_defenses(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.json"
-    comparable = {k: v for k, v in config.to_json().items() if k != "note"}
+    comparable = _comparable(config.to_json())
     if config_path.is_file():
-        saved = {k: v for k, v in json.loads(config_path.read_text()).items() if k != "note"}
+        saved = _comparable(json.loads(config_path.read_text()))
         if saved != comparable:
             raise ValueError(f"{out} holds an evaluation with another config; pick a new --out "
                              "or rerun with the same settings to resume")

@@ -28,6 +28,8 @@ Parameter mapping (scipy 1.17 `differential_evolution`, read from its source):
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from collections.abc import Sequence
 
@@ -88,7 +90,9 @@ class _Objective:
 
 
 def _evaluator(config: AttackConfig, victim, image_shape: tuple[int, ...]):
-    fitness_fn = make_fitness(config, victim.apply_fn, victim.variables, image_shape)  # the runner's microbatch
+    # The runner's microbatch; always the full forward: the peer is scipy's DE, not our evaluation.
+    fitness_fn = make_fitness(dataclasses.replace(config, forward="full"), victim.apply_fn, victim.variables,
+                              image_shape)
 
     @jax.jit
     def evaluate(genes, image, label, target):

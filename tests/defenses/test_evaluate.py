@@ -113,6 +113,27 @@ def test_another_config_in_the_same_folder_is_refused(evaluated):
         run_defenses(dataclasses.replace(CONFIG, pixels=(1, 3)), evaluated["out"], **evaluated["inputs"])
 
 
+def test_a_folder_written_before_a_new_attack_field_still_resumes(evaluated, tmp_path):
+    """config.json of an older version lacks fields added since (at their defaults then)."""
+    import shutil
+
+    from tests.defenses.conftest import numerics
+
+    old = tmp_path / "old"
+    shutil.copytree(evaluated["out"], old)
+    saved = json.loads((old / "config.json").read_text())
+    for key in ("attack", "adaptive_attack"):
+        del saved[key]["forward"]
+    (old / "config.json").write_text(json.dumps(saved))
+    with numerics():
+        again = run_defenses(CONFIG, old, **evaluated["inputs"])
+    assert all(s["units_run"] == 0 for s in again["sweeps"].values())
+    saved["attack"]["pixels"] = 2  # ... but a real difference is still one
+    (old / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="another config"):
+        run_defenses(CONFIG, old, **evaluated["inputs"])
+
+
 @pytest.mark.parametrize("pairs, match", [((), "empty"), ((("lenet", "lenet"),), "itself"),
                                           ((("lenet_deadpixel", "median3+lenet"),), "undefended")])
 def test_bad_pairs_name_the_problem(pairs, match):
