@@ -30,7 +30,9 @@ Variants:
                            20-epoch checkpoint, 89.1 % test accuracy): 18 cells.
   head-to-head-lenet       the default (rand/1-snap-local from corner colours) against
                            rand/1 alone, 1/3/5 px untargeted on the screen's 200 images,
-                           seed 0: 6 cells (at 1 and 3 px the screen's cell ids).
+                           seeds 0-2: 18 cells (the screen's and follow-up's cell ids).
+  head-to-head-lenet-targeted  the same two, 1/3/5 px targeted (one random target an
+                           image) on the follow-up's 50 images, seeds 0-2: 18 cells.
   head-to-head-resnet20    the same two on resnet20, 1 px untargeted, the follow-up's
                            images, seed 0: 2 cells (the follow-up's cell ids).
   pilot                    what 2 CPU cores fit in ~15 minutes: rand/1 against the pixel
@@ -154,7 +156,11 @@ def get_config(variant: str = "screen") -> SweepConfig:
             followup, name="operators-followup-resnet20", victims=("resnet20",), pixels=(1,),
             images=ImageSet(split="test", start=0, count=109, correct_only=True)),
         "head-to-head-lenet": dataclasses.replace(
-            screen, name="operators-head-to-head-lenet", pixels=(1, 3, 5),
+            followup, name="operators-head-to-head-lenet", pixels=(1, 3, 5),
+            variants=tuple(VARIANTS[n] for n in HEAD_TO_HEAD)),
+        "head-to-head-lenet-targeted": dataclasses.replace(
+            followup, name="operators-head-to-head-lenet-targeted", pixels=(1, 3, 5), modes=("targeted",),
+            images=ImageSet(split="test", start=0, count=71, correct_only=True), chunk_images=24,
             variants=tuple(VARIANTS[n] for n in HEAD_TO_HEAD)),
         "head-to-head-resnet20": dataclasses.replace(
             followup, name="operators-head-to-head-resnet20", victims=("resnet20",), pixels=(1,), seeds=(0,),

@@ -30,7 +30,8 @@ SPEC = "configs/operators.py"
     ("followup-lenet", 6 * (2 + 2 + 3)),
     ("followup-lenet-targeted", 6 * 3),
     ("followup-resnet20", 6 * 3),
-    ("head-to-head-lenet", 2 * 3),
+    ("head-to-head-lenet", 2 * 3 * 3),  # 2 operators x 1/3/5 px x seeds 0-2
+    ("head-to-head-lenet-targeted", 2 * 3 * 3),
     ("head-to-head-resnet20", 2),
     ("pilot", 8),  # rand/1, 3 pixel variants, SHADE, CMA-ES, random search, corner scan at 1 px
 ])
@@ -80,10 +81,15 @@ def test_head_to_head_is_the_default_against_the_paper_on_the_studys_own_cells()
     screen = {c.cell_id for c in expand(config_files.load(f"{SPEC}:screen"))}
     resnet = {c.cell_id for c in expand(config_files.load(f"{SPEC}:followup-resnet20"))}
     lenet = expand(config_files.load(f"{SPEC}:head-to-head-lenet"))
-    assert {c.cell_id for c in lenet if c.attack.pixels in (1, 3)} <= screen
+    assert {c.cell_id for c in lenet if c.attack.pixels in (1, 3) and c.attack.seed == 0} <= screen
+    followup = expand(config_files.load(f"{SPEC}:followup-lenet"))
+    assert {c.cell_id for c in lenet if c.attack.pixels == 5 or c.attack.seed > 0} <= {c.cell_id for c in followup}
+    targeted = expand(config_files.load(f"{SPEC}:head-to-head-lenet-targeted"))
+    assert {c.cell_id for c in targeted if c.attack.pixels == 1} <= \
+        {c.cell_id for c in expand(config_files.load(f"{SPEC}:followup-lenet-targeted"))}
     cells = expand(config_files.load(f"{SPEC}:head-to-head-resnet20"))
     assert {c.cell_id for c in cells} <= resnet
-    for cell in lenet + cells:
+    for cell in lenet + targeted + cells:
         expected = (recommended_config if cell.attack.mutation != "rand/1" else paper_config)(cell.attack.pixels)
         operator = ("mutation", "crossover", "adaptation", "init", "differential_weight", "max_queries")
         assert {k: getattr(cell.attack, k) for k in operator} == {k: getattr(expected, k) for k in operator}
