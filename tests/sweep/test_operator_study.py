@@ -30,8 +30,8 @@ SPEC = "configs/operators.py"
     ("followup-lenet", 6 * (2 + 2 + 3)),
     ("followup-lenet-targeted", 6 * 3),
     ("followup-resnet20", 6 * 3),
-    ("head-to-head-lenet", 2 * 3 * 3),  # 2 operators x 1/3/5 px x seeds 0-2
-    ("head-to-head-lenet-targeted", 2 * 3 * 3),
+    ("head-to-head-lenet", 3 * 3 * 3),  # 3 operators x 1/3/5 px x seeds 0-2
+    ("head-to-head-lenet-targeted", 3 * 3 * 3),
     ("head-to-head-resnet20", 2),
     ("pilot", 8),  # rand/1, 3 pixel variants, SHADE, CMA-ES, random search, corner scan at 1 px
 ])
@@ -75,7 +75,7 @@ def test_followup_reuses_the_screens_seed_0_cells():
     assert len(ids) == 12 and ids <= screen
 
 
-def test_head_to_head_is_the_default_against_the_paper_on_the_studys_own_cells():
+def test_head_to_head_is_the_default_against_the_paper_and_the_runner_up_on_the_studys_own_cells():
     from deattack.attack import paper_config, recommended_config
 
     screen = {c.cell_id for c in expand(config_files.load(f"{SPEC}:screen"))}
@@ -89,8 +89,12 @@ def test_head_to_head_is_the_default_against_the_paper_on_the_studys_own_cells()
         {c.cell_id for c in expand(config_files.load(f"{SPEC}:followup-lenet-targeted"))}
     cells = expand(config_files.load(f"{SPEC}:head-to-head-resnet20"))
     assert {c.cell_id for c in cells} <= resnet
+    assert {c.attack.mutation for c in lenet} == {c.attack.mutation for c in targeted} == \
+        {"rand/1", "rand/1-snap-local", "best/1"}
+    assert {c.attack.mutation for c in cells} == {"rand/1", "rand/1-snap-local"}
+    runner_up = paper_config(1, mutation="best/1", crossover="exp")
     for cell in lenet + targeted + cells:
-        expected = (recommended_config if cell.attack.mutation != "rand/1" else paper_config)(cell.attack.pixels)
+        expected = {"rand/1": paper_config(1), "best/1": runner_up}.get(cell.attack.mutation, recommended_config(1))
         operator = ("mutation", "crossover", "adaptation", "init", "differential_weight", "max_queries")
         assert {k: getattr(cell.attack, k) for k in operator} == {k: getattr(expected, k) for k in operator}
 
