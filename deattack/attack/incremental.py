@@ -24,6 +24,8 @@ final images always come from the full forward (deattack.attack.api).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -166,17 +168,49 @@ class FirstConvSplit:
         return outputs[kh - 1:kh - 1 + height, kw - 1:kw - 1 + width]
 
 
+def _weights_digest(variables: Any) -> str:
+    digest = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]:
+        digest.update(jax.tree_util.keystr(path).encode())
+        digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return digest.hexdigest()
+
+
 def split_first_conv(module: nn.Module, variables: Any, image_shape: tuple[int, ...] = (32, 32, 3),
                      pixels: int = 1, seed: int = 0, check_candidates: int = 16) -> FirstConvSplit:
     """Cuts `module` after its first convolution and checks the cut against the full forward.
+
+    The check runs once per (architecture, weights, image shape, pixels) in a process:
+    a sweep calls the attack once per chunk of images.
 
     Raises:
       ValueError: the first layer is not a stride-1 2-D convolution of normalize(images),
         or incremental logits differ from the full forward's by more than TOLERANCE on
         `check_candidates` random `pixels`-pixel candidates (edges and corners included).
     """
+    return _checked_split(module, _weights_digest(variables), tuple(image_shape), int(pixels), int(seed),
+                          int(check_candidates), _Unhashed(variables))
+
+
+class _Unhashed:
+    """Carries the weights through the cache without entering its key (the digest does)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __hash__(self):
+        return 0
+
+    def __eq__(self, other):
+        return isinstance(other, _Unhashed)
+
+
+@functools.lru_cache(maxsize=16)
+def _checked_split(module, digest, image_shape, pixels, seed, check_candidates, carried) -> FirstConvSplit:
+    del digest  # the cache key's stand-in for the weights
     from deattack.attack.perturb import apply_pixels
 
+    variables = carried.value
     rng = np.random.default_rng(seed)
     images = jnp.asarray(rng.uniform(0, 255, (2, *image_shape)), jnp.float32)
     record: dict = {}

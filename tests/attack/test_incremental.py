@@ -123,8 +123,22 @@ def test_the_check_catches_a_wrong_patch(monkeypatch):
         return original(self, kernel[::-1, ::-1], padded_stem, image, genes)
 
     monkeypatch.setattr(incremental.FirstConvSplit, "perturbed_stem", unflipped)
+    incremental._checked_split.cache_clear()  # a split checked by an earlier test would be reused
     with pytest.raises(ValueError, match="differs from its full forward"):
         incremental.split_first_conv(module, _init(module))
+    incremental._checked_split.cache_clear()
+
+
+def test_the_check_runs_once_per_weights():
+    module = get_model("lenet")
+    variables = _init(module)
+    incremental.split_first_conv(module, variables)
+    checks = incremental._checked_split.cache_info().misses
+    incremental.split_first_conv(module, jax.tree.map(jnp.array, variables))  # equal weights, new arrays
+    assert incremental._checked_split.cache_info().misses == checks
+    other = module.init(jax.random.key(1), jnp.zeros((1, *IMAGE_SHAPE), jnp.float32))
+    incremental.split_first_conv(module, other)
+    assert incremental._checked_split.cache_info().misses == checks + 1
 
 
 def test_config_names_the_choice_and_keeps_the_search_key():
