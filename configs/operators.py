@@ -56,10 +56,11 @@ Budget (2 CPU cores, lenet ~8,000 images/s): a failed problem costs 40,400 queri
 (~5 s), a success on lenet a median of ~400-2,000; the screen is at most
 55 x 200 x 40,400 = 444 M queries (~15 h), about 130 M (~4.5 h) at rand/1's mean cost
 in docs/results/engine (15,400 queries a problem at 1 px, 8,400 at 3 px).
-`--set attack.forward=incremental` (deattack/attack/incremental.py: only the changed
-pixels' first-layer patches are recomputed) runs lenet ~5x faster on CPU (docs/bench.md
-runs 10-11) and leaves the cell ids alone, so it can resume or extend any of these
-stores; the head-to-head stores were written with it.
+Every variant scores candidates with forward="incremental" (deattack/attack/incremental.py:
+only the changed pixels' first-layer patches are recomputed; ~5x on lenet on CPU,
+docs/bench.md runs 10-11; the corner scan always runs the full forward). It is a layout
+choice that leaves the cell ids alone: the 34-image stores of docs/results/operators.md
+were written with the full forward (`--set attack.forward=full` reproduces that).
 """
 
 import dataclasses
@@ -135,7 +136,7 @@ PILOT = (
 )
 
 ATTACK = AttackConfig(population_size=400, max_generations=100, differential_weight=0.5,
-                      crossover_rate=0.9, slots=16, targets="random")
+                      crossover_rate=0.9, slots=16, targets="random", forward="incremental")
 
 
 def get_config(variant: str = "screen") -> SweepConfig:

@@ -84,7 +84,8 @@ class ExhaustiveRunner:
     def __init__(self, config: AttackConfig, apply_fn: Callable, variables: Any, images: np.ndarray,
                  verify_fn: Callable[[np.ndarray], np.ndarray], clean_logits: np.ndarray,
                  stop_early: bool = True, module: Any = None):
-        del module  # the corner scan always runs the full forward (AttackConfig refuses "incremental")
+        del module  # the corner scan always runs the full forward, whatever config.forward says
+        config = dataclasses.replace(config, forward="full")
         if config.pixels != 1:
             raise ValueError(f"the exhaustive search covers one pixel only, got pixels={config.pixels}")
         self.config = config

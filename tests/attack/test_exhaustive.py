@@ -84,6 +84,17 @@ def test_early_stop_charges_the_position_of_the_first_success(red_dot_victim, ru
     assert results.summary["queries_this_run"] == sum(r["queries"] for r in results.records)
 
 
+def test_the_scan_runs_the_full_forward_whatever_forward_says(red_dot_victim, run_attack):
+    """forward is a layout choice a sweep sets for all its cells; the red-dot victim has no
+    Flax module, so an incremental forward could not even be built for it."""
+    images = grey_images(1)
+    config = AttackConfig(search="exhaustive", slots=2, seed=3, forward="incremental")
+    results = run_attack(red_dot_victim, config, images, np.full(1, TRUE_CLASS), image_indices=[10])
+    record = results.records[0]
+    assert record["success"] and record["pixels"] == [[WEAK_X, WEAK_Y, 255, 0, 0]]
+    assert record["queries"] == _weak_position(10, -1) + 1
+
+
 def test_exhaustive_is_one_pixel_only():
     with pytest.raises(ValueError, match="pixels"):
         AttackConfig(search="exhaustive", pixels=3)
