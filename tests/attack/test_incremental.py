@@ -63,17 +63,17 @@ def _candidates(rng, count: int, pixels: int) -> np.ndarray:
     return genes
 
 
-CASES = [
-    ("lenet", None),  # 5x5 VALID, the registry's LeNet
-    ("resnet20", None),  # 3x3, explicit padding 1, no bias
-    ("same-5x5", FirstConv((5, 5), "SAME")),
-    ("same-4x4", FirstConv((4, 4), "SAME")),  # even kernel: SAME pads one more row / column at the end
-    ("explicit-asymmetric", FirstConv((3, 5), ((2, 0), (1, 3)))),
+CASES = [  # (name, module, pixels); 3 pixels include shared locations (see _candidates)
+    ("lenet", None, 1),  # 5x5 VALID, the registry's LeNet
+    ("lenet", None, 3),
+    ("resnet20", None, 3),  # 3x3, explicit padding 1, no bias
+    ("same-5x5", FirstConv((5, 5), "SAME"), 1),
+    ("same-4x4", FirstConv((4, 4), "SAME"), 3),  # even kernel: SAME pads one more row / column at the end
+    ("explicit-asymmetric", FirstConv((3, 5), ((2, 0), (1, 3))), 3),
 ]
 
 
-@pytest.mark.parametrize("pixels", [1, 3])
-@pytest.mark.parametrize("name, module", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("name, module, pixels", CASES, ids=[f"{c[0]}-{c[2]}px" for c in CASES])
 def test_patched_first_layer_equals_the_convolution_of_the_perturbed_image(name, module, pixels):
     module = module or get_model(name)
     variables = _init(module)
