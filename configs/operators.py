@@ -32,6 +32,8 @@ Variants:
                            rand/1 and the runner-up best/1/exp, 1/3/5 px untargeted on
                            the screen's 200 images, seeds 0-2: 27 cells (the screen's and
                            follow-up's cell ids).
+  head-to-head-lenet-runner-up  head-to-head-lenet's best/1/exp cells alone (9; the
+                           first store of the head-to-head holds the other two).
   head-to-head-lenet-targeted  the same three, 1/3/5 px targeted (one random target an
                            image) on the follow-up's 50 images, seeds 0-2: 27 cells.
   head-to-head-resnet20    the default and rand/1 on resnet20, 1 px untargeted, the
@@ -167,6 +169,9 @@ def get_config(variant: str = "screen") -> SweepConfig:
         "head-to-head-lenet": dataclasses.replace(
             followup, name="operators-head-to-head-lenet", pixels=(1, 3, 5),
             variants=tuple(VARIANTS[n] for n in HEAD_TO_HEAD)),
+        "head-to-head-lenet-runner-up": dataclasses.replace(
+            followup, name="operators-head-to-head-lenet-runner-up", pixels=(1, 3, 5),
+            variants=(VARIANTS[RUNNER_UP],)),
         "head-to-head-lenet-targeted": dataclasses.replace(
             followup, name="operators-head-to-head-lenet-targeted", pixels=(1, 3, 5), modes=("targeted",),
             images=ImageSet(split="test", start=0, count=71, correct_only=True), chunk_images=24,

@@ -106,6 +106,19 @@ _CELL_COMPARED = ("position", "victim", "victim_sha256", "units_total")  # confi
 _RESULT_COMPARED = (*RECORD_FIELDS, "extra")
 
 
+
+# Attack fields that never change results but entered some stores' sweep keys before they
+# were known to be layout (deattack.sweep.LAYOUT_FIELDS leaves them out of new keys).
+_LAYOUT_IN_OLD_KEYS = ("forward",)
+
+
+def _comparable(key: dict[str, Any]) -> dict[str, Any]:
+    """A sweep key without the attack fields that may differ between runs of one sweep."""
+    attack = key.get("attack")
+    if not isinstance(attack, dict):
+        return key
+    return {**key, "attack": {k: v for k, v in attack.items() if k not in _LAYOUT_IN_OLD_KEYS}}
+
 class StoreError(ValueError):
     """A store that cannot be used as asked (another sweep, a conflict, not a store)."""
 
@@ -191,7 +204,7 @@ class Store:
                     ("sweep_key", canonical_json(sweep_key)),
                     ("created", str(time.time())),
                 ])
-            elif canonical_json(saved) != canonical_json(sweep_key):
+            elif canonical_json(_comparable(saved)) != canonical_json(_comparable(sweep_key)):
                 raise StoreError(
                     f"{self.path} holds another sweep (differs in {differing_keys(saved, sweep_key)}); "
                     "use a new --store, or the same sweep config to resume")
@@ -385,7 +398,7 @@ def merge(out: str | os.PathLike, inputs: Sequence[str | os.PathLike], command: 
             key, config = store.sweep_key(), store.sweep_config()
         if key is None:
             raise StoreError(f"{path} holds no sweep (empty or not a sweep store)")
-        if keys and canonical_json(key) != canonical_json(keys[0][1]):
+        if keys and canonical_json(_comparable(key)) != canonical_json(_comparable(keys[0][1])):
             raise StoreError(f"{path} holds another sweep than {keys[0][0]} (differs in "
                              f"{differing_keys(keys[0][1], key)}); refusing to merge")
         keys.append((path, key))

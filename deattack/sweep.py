@@ -42,8 +42,9 @@ GRID_KEYS: dict[str, str] = {
     "adaptations": "adaptation",
     "seeds": "seed",
 }
-# Fields of AttackConfig that do not change results (how problems are laid out on the device).
-LAYOUT_FIELDS = ("slots", "chunk_generations", "microbatch", "refill")
+# Fields of AttackConfig that do not change results (how problems are laid out on the device,
+# and "forward": incremental scoring differs from the full forward by float rounding only).
+LAYOUT_FIELDS = ("slots", "chunk_generations", "microbatch", "refill", "forward")
 # Targeted "random" in a sweep: each image's target comes from its own stream
 # default_rng([seed, image_index]), so it does not depend on which other images share its
 # attack() call (deattack.attack.runner.build_problems draws targets in batch order).

@@ -31,6 +31,7 @@ SPEC = "configs/operators.py"
     ("followup-lenet-targeted", 6 * 3),
     ("followup-resnet20", 6 * 3),
     ("head-to-head-lenet", 3 * 3 * 3),  # 3 operators x 1/3/5 px x seeds 0-2
+    ("head-to-head-lenet-runner-up", 3 * 3),
     ("head-to-head-lenet-targeted", 3 * 3 * 3),
     ("head-to-head-resnet20", 2),
     ("pilot", 8),  # rand/1, 3 pixel variants, SHADE, CMA-ES, random search, corner scan at 1 px
@@ -84,6 +85,8 @@ def test_head_to_head_is_the_default_against_the_paper_and_the_runner_up_on_the_
     assert {c.cell_id for c in lenet if c.attack.pixels in (1, 3) and c.attack.seed == 0} <= screen
     followup = expand(config_files.load(f"{SPEC}:followup-lenet"))
     assert {c.cell_id for c in lenet if c.attack.pixels == 5 or c.attack.seed > 0} <= {c.cell_id for c in followup}
+    runner_up = expand(config_files.load(f"{SPEC}:head-to-head-lenet-runner-up"))
+    assert {c.cell_id for c in runner_up} == {c.cell_id for c in lenet if c.attack.mutation == "best/1"}
     targeted = expand(config_files.load(f"{SPEC}:head-to-head-lenet-targeted"))
     assert {c.cell_id for c in targeted if c.attack.pixels == 1} <= \
         {c.cell_id for c in expand(config_files.load(f"{SPEC}:followup-lenet-targeted"))}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
 import shutil
 import sqlite3
@@ -121,6 +122,18 @@ def test_store_of_another_sweep_is_refused(tmp_path, reference_store, run_toy):
     # the device layout is not part of the sweep: another machine may resume with other slots
     relaid = dataclasses.replace(toy.CONFIG, attack=dataclasses.replace(toy.CONFIG.attack, slots=3))
     assert run_toy(relaid, store)["units_run"] == 0
+    # nor is the forward's evaluation order, also in keys that held it (written for a while)
+    rescored = dataclasses.replace(toy.CONFIG, attack=dataclasses.replace(toy.CONFIG.attack, forward="incremental"))
+    assert "forward" not in rescored.key()["attack"]
+    assert run_toy(rescored, store)["units_run"] == 0
+    connection = sqlite3.connect(str(store))
+    (text,) = connection.execute("SELECT value FROM meta WHERE key = 'sweep_key'").fetchone()
+    saved = json.loads(text)
+    saved["attack"]["forward"] = "incremental"
+    connection.execute("UPDATE meta SET value = ? WHERE key = 'sweep_key'", (json.dumps(saved),))
+    connection.commit()
+    connection.close()
+    assert run_toy(toy.CONFIG, store)["units_run"] == 0
 
 
 def test_changed_victim_is_refused(tmp_path, reference_store, toy_inputs):
