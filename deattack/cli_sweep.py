@@ -89,7 +89,7 @@ def _report(args) -> int:
 
         note = Path(args.note).read_text() if args.note else ""
         result = build_operator_report(args.store, args.out, command=_command_line(args),
-                                       figures=not args.no_figures, note=note)
+                                       figures=not args.no_figures, note=note, baseline=args.baseline)
         print(json.dumps(result["files"]) if args.json else
               f"operator report of {len(args.store)} store(s) in {args.out}: " + ", ".join(sorted(result["files"])))
         return 0
@@ -139,6 +139,9 @@ def add_sweep_commands(subparsers) -> None:
     report.add_argument("--operators", action="store_true",
                         help="the operator study's report (operators.md: success with 95%% CI, queries, "
                              "anytime curves, McNemar vs rand/1) over one or more stores")
+    report.add_argument("--baseline", default="rand/1/none/constant", metavar="OPERATOR",
+                        help="with --operators: the operator every other is paired against, as the report "
+                             "names it (default: the paper's rand/1/none/constant)")
     report.add_argument("--no-figures", dest="no_figures", action="store_true")
     report.add_argument("--json", action="store_true", help="print the written files as JSON")
     report.set_defaults(run=_report)

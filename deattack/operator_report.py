@@ -227,12 +227,13 @@ def _p_value(value: float | None) -> str:
     return f"{value:.2g}" if value >= 1e-4 else "<1e-4"
 
 
-def table_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+def table_markdown(rows: Sequence[Mapping[str, Any]], baseline: str = BASELINE) -> str:
     checkpoints = [q for q in CHECKPOINTS if any(q < r["horizon"] for r in rows)]
+    versus = "rand/1" if baseline == BASELINE else baseline
     header = (["Operator", "Problems", "Seeds", "Success", "95% CI", "Median queries to success"]
               + [f"Success at {q:,} q" for q in checkpoints]
-              + ["Anytime mean", "vs rand/1: paired diff (b / c)", "McNemar p",
-                 "vs rand/1: first / later", "Sign test p"])
+              + ["Anytime mean", f"vs {versus}: paired diff (b / c)", "McNemar p",
+                 f"vs {versus}: first / later", "Sign test p"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         paired = "-" if r["pairs"] is None else (
@@ -315,7 +316,7 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
               f"{_percent(r['mean_anytime'])} |" for i, r in enumerate(ranked)]
     lines.append("")
     for setting, rows in tables.items():
-        lines += [f"## {_setting_title(setting)}", "", table_markdown(rows), ""]
+        lines += [f"## {_setting_title(setting)}", "", table_markdown(rows, baseline), ""]
     if files:
         lines += ["## Success vs queries", "", f"![success vs queries per operator]({Path(files['anytime']).name})", ""]
     lines += ["## Definitions", "",

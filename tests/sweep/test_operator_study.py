@@ -231,6 +231,13 @@ def test_operator_report_numbers(tmp_path):
     assert "## Conclusion\n\nbest/1 wins here." in markdown
     assert (tmp_path / "out" / "operators_anytime.png").stat().st_size > 0
     assert json.loads((tmp_path / "out" / "operators.json").read_text())["ranking"] == result["ranking"]
+    # Another baseline: every operator is paired against it instead (b and c swap here).
+    other = operator_report.build_operator_report([tmp_path / "a.sqlite"], tmp_path / "other", figures=False,
+                                                  baseline="best/1/none/constant")
+    swapped = {r["operator"]: r for r in other["tables"]["lenet, 1 px, untargeted"]}
+    assert (swapped["rand/1/none/constant"]["only_variant"], swapped["rand/1/none/constant"]["only_baseline"]) == (c, b)
+    assert swapped["best/1/none/constant"]["mcnemar_p"] is None
+    assert "vs best/1/none/constant: paired diff" in (tmp_path / "other" / "operators.md").read_text()
 
 
 def test_every_operator_of_a_setting_is_read_over_the_same_query_range(tmp_path):
