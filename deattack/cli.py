@@ -113,17 +113,15 @@ def _asks_for_another_search(assignments) -> bool:
     return bool(values) and values[-1] != "de"
 
 
+# DE operator fields: naming any of them (a flag or --set) starts from the paper's operator.
+_OPERATOR_FIELDS = {"mutation", "crossover", "adaptation", "init"}
+
+
 def _attack_config(args):
     from deattack import config_files
     from deattack.attack import paper_config, recommended_config
-    from deattack.overrides import apply_overrides
+    from deattack.overrides import apply_overrides, parse_value
 
-    if args.config:
-        config = config_files.load(args.config)
-    elif args.preset == "su2019" or _asks_for_another_search(args.set):
-        config = paper_config()  # CMA-ES and the corner scan take the paper's budget, no DE operator
-    else:
-        config = recommended_config()
     flags = {
         "pixels": args.pixels, "mode": args.mode, "population_size": args.popsize,
         "max_generations": args.max_gens, "seed": args.seed, "slots": args.slots,
@@ -132,6 +130,20 @@ def _attack_config(args):
         "targets": args.targets, "devices": args.devices,
     }
     assignments = [f"{key}={value!r}" for key, value in flags.items() if value is not None]
+    given = {key.strip() for key, _, _ in (a.partition("=") for a in [*assignments, *args.set])}
+    if args.config:
+        config = config_files.load(args.config)
+    elif args.preset == "su2019" or _asks_for_another_search(args.set) or given & _OPERATOR_FIELDS:
+        # CMA-ES and the corner scan take the paper's budget and no DE operator; an operator
+        # asked for replaces the default one whole (its other fields are the paper's).
+        config = paper_config()
+    else:  # the study's operator for the requested pixels and mode (--set wins over flags)
+        requested = {"pixels": 1, "mode": "untargeted"}
+        for key, _, value in (a.partition("=") for a in [*assignments, *args.set]):
+            if key.strip() in requested:
+                requested[key.strip()] = parse_value(value.strip())
+        pixels, mode = requested["pixels"], requested["mode"]
+        config = recommended_config(pixels if isinstance(pixels, int) else 1, mode)  # bad values: checked below
     return apply_overrides(config, [*assignments, *args.set])
 
 

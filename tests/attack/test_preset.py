@@ -38,3 +38,29 @@ def test_another_search_starts_from_the_papers_budget():
     config = _config("--set", "search=cma-es")
     assert (config.search, config.mutation, config.init, config.max_queries) == ("cma-es", "rand/1", "paper", 40_400)
     assert _config("--set", "search='de'").mutation == "rand/1-snap-local"
+
+
+def test_the_default_follows_the_studys_winner_per_setting():
+    """rand/1-snap-local from corner colours, except targeted with 5+ pixels: best/1/exp."""
+    for argv, operator in [
+        ((), ("rand/1-snap-local", "none", "corners")),
+        (("--pixels", "5"), ("rand/1-snap-local", "none", "corners")),
+        (("--pixels", "3", "--mode", "targeted"), ("rand/1-snap-local", "none", "corners")),
+        (("--pixels", "5", "--mode", "targeted"), ("best/1", "exp", "paper")),
+        (("--set", "pixels=7", "--set", "mode=targeted"), ("best/1", "exp", "paper")),  # --set counts too
+    ]:
+        config = _config(*argv)
+        assert (config.mutation, config.crossover, config.init) == operator, argv
+        assert (config.max_queries, config.differential_weight, config.crossover_rate) == (40_400, 0.5, 0.9)
+
+
+def test_an_operator_asked_for_replaces_the_default_whole():
+    """No half-default mixtures: the fields not given are the paper's, not the default's."""
+    config = _config("--pixels", "5", "--mode", "targeted", "--operator", "rand/1")
+    assert (config.mutation, config.crossover, config.init) == ("rand/1", "none", "paper")
+    config = _config("--operator", "best/2")
+    assert (config.mutation, config.crossover, config.init) == ("best/2", "none", "paper")
+    config = _config("--set", "init=corners")
+    assert (config.mutation, config.init) == ("rand/1", "corners")
+    # a parameter of the default operator is not another operator
+    assert _config("--set", "differential_weight=0.7").mutation == "rand/1-snap-local"
