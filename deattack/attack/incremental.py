@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deattack.attack.encoding import decode
+from deattack.attack.perturb import apply_pixels, overwritten
 from deattack.models.common import CIFAR10_STD, normalize
 
 # Largest |incremental - full| logit difference accepted by the check, relative to the
@@ -149,13 +150,10 @@ class FirstConvSplit:
         kh, kw = self.kernel_size
         (top, _), (left, _) = self.padding
         columns_rows, colours = decode(genes)
-        same = jnp.all(columns_rows[:, None, :] == columns_rows[None, :, :], axis=-1)
-        order = jnp.arange(columns_rows.shape[0])
-        overwritten = jnp.any(same & (order[None, :] > order[:, None]), axis=1)
         rows, columns = columns_rows[:, 1], columns_rows[:, 0]
         clean = image[rows, columns].astype(jnp.float32)
         std = jnp.asarray(CIFAR10_STD, jnp.float32)[None, :]
-        deltas = jnp.where(overwritten[:, None], 0.0, (colours - clean) / std)
+        deltas = jnp.where(overwritten(columns_rows)[:, None], 0.0, (colours - clean) / std)
         # [K, kh, kw, C_out], flipped so patch[u, v] multiplies at offset (u, v) of the window.
         patches = jnp.einsum("abio,ki->kabo", kernel.astype(jnp.float32), deltas)[:, ::-1, ::-1, :]
         outputs = padded_stem
@@ -208,8 +206,6 @@ class _Unhashed:
 @functools.lru_cache(maxsize=16)
 def _checked_split(module, digest, image_shape, pixels, seed, check_candidates, carried) -> FirstConvSplit:
     del digest  # the cache key's stand-in for the weights
-    from deattack.attack.perturb import apply_pixels
-
     variables = carried.value
     rng = np.random.default_rng(seed)
     images = jnp.asarray(rng.uniform(0, 255, (2, *image_shape)), jnp.float32)

@@ -8,6 +8,13 @@ import jax.numpy as jnp
 from deattack.attack.encoding import decode
 
 
+def overwritten(columns_rows: jax.Array) -> jax.Array:
+    """[K] bool: a later pixel of the same candidate writes the same location (it wins)."""
+    same = jnp.all(columns_rows[:, None, :] == columns_rows[None, :, :], axis=-1)
+    order = jnp.arange(columns_rows.shape[0])
+    return jnp.any(same & (order[None, :] > order[:, None]), axis=1)
+
+
 def apply_pixels(image: jax.Array, genes: jax.Array) -> jax.Array:
     """One image with the K pixels of one candidate written in.
 
@@ -22,10 +29,7 @@ def apply_pixels(image: jax.Array, genes: jax.Array) -> jax.Array:
     # Scatter order of duplicate indices is unspecified in XLA (it differs by
     # backend), so an earlier pixel overwritten by a later one at the same location
     # is sent out of bounds and dropped: "later wins" on every device.
-    same = jnp.all(columns_rows[:, None, :] == columns_rows[None, :, :], axis=-1)
-    later = jnp.arange(genes.shape[-1] // 5)
-    overwritten = jnp.any(same & (later[None, :] > later[:, None]), axis=1)
-    rows = jnp.where(overwritten, image.shape[0], columns_rows[:, 1])
+    rows = jnp.where(overwritten(columns_rows), image.shape[0], columns_rows[:, 1])
     return image.astype(jnp.float32).at[rows, columns_rows[:, 0]].set(colours, mode="drop")
 
 
