@@ -106,11 +106,11 @@ _OPERATOR_ALIASES = {"rand1": "rand/1", "rand2": "rand/2", "best1": "best/1", "b
                      "current-to-best1": "current-to-best/1", "current-to-pbest1": "current-to-pbest/1"}
 
 
-def _asks_for_another_search(assignments) -> bool:
+def _assigned(assignments) -> dict:
+    """{key: parsed value} of KEY=VALUE assignments, the last one of a key winning."""
     from deattack.overrides import parse_value
 
-    values = [parse_value(value) for key, _, value in (a.partition("=") for a in assignments) if key.strip() == "search"]
-    return bool(values) and values[-1] != "de"
+    return {key.strip(): parse_value(value.strip()) for key, _, value in (a.partition("=") for a in assignments)}
 
 
 # DE operator fields: naming any of them (a flag or --set) starts from the paper's operator.
@@ -120,7 +120,7 @@ _OPERATOR_FIELDS = {"mutation", "crossover", "adaptation", "init"}
 def _attack_config(args):
     from deattack import config_files
     from deattack.attack import paper_config, recommended_config
-    from deattack.overrides import apply_overrides, parse_value
+    from deattack.overrides import apply_overrides
 
     flags = {
         "pixels": args.pixels, "mode": args.mode, "population_size": args.popsize,
@@ -130,20 +130,17 @@ def _attack_config(args):
         "targets": args.targets, "devices": args.devices,
     }
     assignments = [f"{key}={value!r}" for key, value in flags.items() if value is not None]
-    given = {key.strip() for key, _, _ in (a.partition("=") for a in [*assignments, *args.set])}
+    requested = _assigned([*assignments, *args.set])  # --set wins over flags
     if args.config:
         config = config_files.load(args.config)
-    elif args.preset == "su2019" or _asks_for_another_search(args.set) or given & _OPERATOR_FIELDS:
+    elif args.preset == "su2019" or requested.get("search", "de") != "de" or requested.keys() & _OPERATOR_FIELDS:
         # CMA-ES and the corner scan take the paper's budget and no DE operator; an operator
         # asked for replaces the default one whole (its other fields are the paper's).
         config = paper_config()
-    else:  # the study's operator for the requested pixels and mode (--set wins over flags)
-        requested = {"pixels": 1, "mode": "untargeted"}
-        for key, _, value in (a.partition("=") for a in [*assignments, *args.set]):
-            if key.strip() in requested:
-                requested[key.strip()] = parse_value(value.strip())
-        pixels, mode = requested["pixels"], requested["mode"]
-        config = recommended_config(pixels if isinstance(pixels, int) else 1, mode)  # bad values: checked below
+    else:  # the study's operator for the requested pixels and mode
+        pixels = requested.get("pixels", 1)
+        config = recommended_config(pixels if isinstance(pixels, int) else 1,  # bad values: checked below
+                                    requested.get("mode", "untargeted"))
     return apply_overrides(config, [*assignments, *args.set])
 
 

@@ -122,7 +122,6 @@ class CandidateFitness:
 
         split = self.split
         if split is not None:  # the clean images' first layer, once a generation for all slots
-            kernel = split.kernel(variables)
             padded_stems = split.pad_stem(split.stem(variables, problems.images))
 
         def forward(chunk, packed_logits):
@@ -133,9 +132,8 @@ class CandidateFitness:
                 images = jax.vmap(apply_pixels)(problems.images[chunk_owners], chunk_genes)
                 chunk_logits = self.apply_fn(variables, images)
             else:
-                stems = jax.vmap(split.perturbed_stem, in_axes=(None, 0, 0, 0))(
-                    kernel, padded_stems[chunk_owners], problems.images[chunk_owners], chunk_genes)
-                chunk_logits = split.head(variables, stems, image_shape)
+                chunk_logits = split.candidate_logits(variables, padded_stems[chunk_owners],
+                                                      problems.images[chunk_owners], chunk_genes)
             chunk_logits = chunk_logits.astype(jnp.float32)
             return jax.lax.dynamic_update_slice_in_dim(packed_logits, chunk_logits, start, 0)
 

@@ -60,7 +60,18 @@ def _first_conv_interceptor(record: dict, replacement: jax.Array | None = None):
     return interceptor
 
 
-def _padding(module: nn.Conv, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
+def _first_conv_call(module: nn.Module, variables: Any, images: jax.Array, apply_kwargs: Any) -> dict:
+    """The model run up to its first nn.Conv: {module, path, inputs, outputs} ({} if none)."""
+    record: dict = {}
+    try:
+        with nn.intercept_methods(_first_conv_interceptor(record)):
+            module.apply(variables, images, **dict(apply_kwargs))
+    except _StemReached:
+        pass
+    return record
+
+
+def _padding(module: nn.Conv) -> tuple[tuple[int, int], tuple[int, int]]:
     """The stem's explicit (top, bottom), (left, right) padding; ValueError if unsupported."""
     kernel = tuple(module.kernel_size)
     padding = module.padding
@@ -113,13 +124,7 @@ class FirstConvSplit:
 
     def stem(self, variables: Any, images: jax.Array) -> jax.Array:
         """The first convolution's output (bias included) for [N, H, W, C] images."""
-        record: dict = {}
-        try:
-            with nn.intercept_methods(_first_conv_interceptor(record)):
-                self.module.apply(variables, images, **dict(self.apply_kwargs))
-        except _StemReached:
-            return record["outputs"]
-        raise ValueError(f"{type(self.module).__name__} called no nn.Conv")
+        return _first_conv_call(self.module, variables, images, self.apply_kwargs)["outputs"]
 
     def head(self, variables: Any, stem_outputs: jax.Array, image_shape: tuple[int, ...]) -> jax.Array:
         """Logits from first-convolution outputs; the model's own input is unused (dead code)."""
@@ -137,6 +142,13 @@ class FirstConvSplit:
         """Room for a full kernel window around every output position: [N, H'+2(kh-1), W'+2(kw-1), C]."""
         kh, kw = self.kernel_size
         return jnp.pad(stem_outputs, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
+
+    def candidate_logits(self, variables: Any, padded_stems: jax.Array, images: jax.Array,
+                         genes: jax.Array) -> jax.Array:
+        """Logits [N, C] of N candidates, each row with its own clean image and padded stem."""
+        stems = jax.vmap(self.perturbed_stem, in_axes=(None, 0, 0, 0))(self.kernel(variables), padded_stems,
+                                                                       images, genes)
+        return self.head(variables, stems, images.shape[1:])
 
     def perturbed_stem(self, kernel: jax.Array, padded_stem: jax.Array, image: jax.Array,
                        genes: jax.Array) -> jax.Array:
@@ -209,17 +221,13 @@ def _checked_split(module, digest, image_shape, pixels, seed, check_candidates, 
     variables = carried.value
     rng = np.random.default_rng(seed)
     images = jnp.asarray(rng.uniform(0, 255, (2, *image_shape)), jnp.float32)
-    record: dict = {}
-    try:
-        with nn.intercept_methods(_first_conv_interceptor(record)):
-            module.apply(variables, images, train=False)
-    except _StemReached:
-        pass
+    apply_kwargs = FirstConvSplit.apply_kwargs
+    record = _first_conv_call(module, variables, images, apply_kwargs)
     if "module" not in record:
         raise ValueError(f"incremental evaluation needs a convolution first; {type(module).__name__} called no nn.Conv")
     conv = record["module"]
     _check_supported(conv, record["inputs"], images)
-    split = FirstConvSplit(module=module, kernel_path=record["path"], padding=_padding(conv, *image_shape[:2]),
+    split = FirstConvSplit(module=module, kernel_path=record["path"], padding=_padding(conv),
                            kernel_size=tuple(int(k) for k in conv.kernel_size))
 
     # Candidates on every border and corner, where the window is clipped by padding.
@@ -232,13 +240,11 @@ def _checked_split(module, digest, image_shape, pixels, seed, check_candidates, 
         genes.append([v for x, y in locations for v in (x, y, *rng.choice([0.0, 255.0], 3))])
     genes = jnp.asarray(genes, jnp.float32)
     owners = jnp.arange(check_candidates) % images.shape[0]
-    full = module.apply(variables, jax.vmap(apply_pixels)(images[owners], genes), train=False)
-    padded = split.pad_stem(split.stem(variables, images))
-    kernel = split.kernel(variables)
-    stems = jax.vmap(split.perturbed_stem, in_axes=(None, 0, 0, 0))(kernel, padded[owners], images[owners], genes)
-    incremental = split.head(variables, stems, image_shape)
+    full = module.apply(variables, jax.vmap(apply_pixels)(images[owners], genes), **dict(apply_kwargs))
+    padded = split.pad_stem(record["outputs"])  # the clean images' stems: the run above
+    incremental = split.candidate_logits(variables, padded[owners], images[owners], genes)
     error = float(jnp.max(jnp.abs(incremental - full)))
-    scale = float(jnp.max(jnp.abs(full))) or 1.0
+    scale = float(jnp.max(jnp.abs(full)))
     if not np.isfinite(error) or error > TOLERANCE * max(scale, 1.0):
         raise ValueError(f"incremental evaluation of {type(module).__name__} differs from its full forward by "
                          f"{error:.3g} (logit scale {scale:.3g}); use the full forward")
