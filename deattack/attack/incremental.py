@@ -24,7 +24,6 @@ final images always come from the full forward (deattack.attack.api).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 from collections.abc import Sequence
 from typing import Any
@@ -198,27 +197,22 @@ def split_first_conv(module: nn.Module, variables: Any, image_shape: tuple[int, 
         or incremental logits differ from the full forward's by more than TOLERANCE on
         `check_candidates` random `pixels`-pixel candidates (edges and corners included).
     """
-    return _checked_split(module, _weights_digest(variables), tuple(image_shape), int(pixels), int(seed),
-                          int(check_candidates), _Unhashed(variables))
+    key = (module, _weights_digest(variables), tuple(image_shape), int(pixels), int(seed), int(check_candidates))
+    if key not in CHECKED_SPLITS:
+        split = _checked_split(module, variables, *key[2:])  # raises before anything is cached
+        if len(CHECKED_SPLITS) >= _CACHED_SPLITS:
+            del CHECKED_SPLITS[next(iter(CHECKED_SPLITS))]  # the oldest check
+        CHECKED_SPLITS[key] = split
+    return CHECKED_SPLITS[key]
 
 
-class _Unhashed:
-    """Carries the weights through the cache without entering its key (the digest does)."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def __hash__(self):
-        return 0
-
-    def __eq__(self, other):
-        return isinstance(other, _Unhashed)
+# Checked cuts by (module, SHA-256 of the weights, image shape, pixels, seed, candidates):
+# the digest stands for the weights, which are unhashable arrays.
+CHECKED_SPLITS: dict[tuple, FirstConvSplit] = {}
+_CACHED_SPLITS = 16
 
 
-@functools.lru_cache(maxsize=16)
-def _checked_split(module, digest, image_shape, pixels, seed, check_candidates, carried) -> FirstConvSplit:
-    del digest  # the cache key's stand-in for the weights
-    variables = carried.value
+def _checked_split(module, variables, image_shape, pixels, seed, check_candidates) -> FirstConvSplit:
     rng = np.random.default_rng(seed)
     images = jnp.asarray(rng.uniform(0, 255, (2, *image_shape)), jnp.float32)
     apply_kwargs = FirstConvSplit.apply_kwargs
