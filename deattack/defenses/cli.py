@@ -5,6 +5,7 @@ and printing live here only.
   deattack defenses configs/defenses.py:smoke --out runs/defenses/smoke
   deattack defenses configs/defenses.py --out runs/defenses/resnet20 --report docs/results/defenses.md
   deattack defenses configs/defenses.py --out runs/defenses/resnet20 --report docs/results/defenses.md --report-only
+  deattack defenses configs/defenses.py:resnet20_trained --out DIR --shard 4/12   # one adaptive cell (of 12)
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _defenses(args) -> int:
             bar.n = progress.images_done
             bar.set_postfix(cells=f"{progress.cells_done}/{progress.cells_total}", refresh=True)
 
-        run_defenses(config, out, on_progress=on_progress, command=command)
+        run_defenses(config, out, on_progress=on_progress, command=command, shard=args.shard)
         for bar in bars.values():
             bar.close()
     report = write_report(out, args.report or out / "defenses.md", command=command,
@@ -74,6 +75,9 @@ def add_defense_commands(subparsers) -> None:
     parser.add_argument("--report-only", dest="report_only", action="store_true",
                         help="only rewrite the report from the run folder")
     parser.add_argument("--no-figures", dest="no_figures", action="store_true")
+    parser.add_argument("--shard", default="0/1",
+                        help="i/n: run only unit u with u mod n == i of each sweep, into the same --out "
+                             "(one cell of a large evaluation, or n jobs side by side)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set images.count=20 --set pixels=1,3")
     parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")

@@ -226,6 +226,7 @@ def run_defenses(
     datasets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     on_progress: Callable[[str, SweepProgress], None] | None = None,
     command: str = "",
+    shard: tuple[int, int] | str = (0, 1),
 ) -> dict[str, Any]:
     """Clean accuracy, the sweeps, the transfer attack; resumable (the sweeps resume).
 
@@ -236,6 +237,10 @@ def run_defenses(
       datasets: optional split -> (images, labels) instead of deattack.data.load_split.
       on_progress: called with (sweep kind, SweepProgress) after every unit.
       command: the command line, recorded in the stores.
+      shard: (i, n) or "i/n": run only unit u with u mod n == i of each sweep (as
+        `deattack sweep --shard`), into the same folder; the n shards together run every
+        unit once, whether one after another or side by side (the stores take
+        concurrent writers). Lets one cell of a large evaluation run on its own.
 
     Returns:
       {"clean": ..., "sweeps": {kind: run_sweep summary}, "transfer": rows}.
@@ -244,8 +249,9 @@ def run_defenses(
       ValueError: the folder holds another evaluation's config.
     """
     from deattack import data
-    from deattack.sweep import run_sweep
+    from deattack.sweep import parse_shard, run_sweep
 
+    shard = parse_shard(shard)  # a bad shard is refused before the folder is touched
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.json"
@@ -275,7 +281,7 @@ def run_defenses(
         callback = (lambda progress, kind=kind: on_progress(kind, progress)) if on_progress else None
         summaries[kind] = run_sweep(sweep, out / f"{kind}.sqlite", victims=loaded,
                                     datasets={config.images.split: split(config.images.split)},
-                                    on_progress=callback, command=command)
+                                    on_progress=callback, command=command, shard=shard)
     attacked_images = split(config.images.split)[0]
     transfer_rows = transfer(config, out / "default.sqlite", loaded, attacked_images)
     (out / "transfer.json").write_text(json.dumps(transfer_rows, indent=2, sort_keys=True) + "\n")

@@ -134,6 +134,32 @@ def test_a_folder_written_before_a_new_attack_field_still_resumes(evaluated, tmp
         run_defenses(CONFIG, old, **evaluated["inputs"])
 
 
+def test_shards_in_one_folder_give_the_unsharded_rows(evaluated, tmp_path):
+    """Two shards, one after the other, into one folder: every unit once, rows identical."""
+    from tests.defenses.conftest import numerics
+
+    sharded = tmp_path / "sharded"
+    with numerics():
+        first = run_defenses(CONFIG, sharded, shard="0/2", **evaluated["inputs"])
+        second = run_defenses(CONFIG, sharded, shard=(1, 2), **evaluated["inputs"])
+    for kind in ("default", "adaptive"):
+        ran = first["sweeps"][kind]["units_run"] + second["sweeps"][kind]["units_run"]
+        assert ran == evaluated["result"]["sweeps"][kind]["units_run"] > 1
+        assert first["sweeps"][kind]["units_run"] >= 1 and second["sweeps"][kind]["units_run"] >= 1
+
+        def rows(folder):
+            data = load(folder / f"{kind}.sqlite")
+            return sorted((c["victim"], c["n_pixels"], c["mode"], r["image_index"], r["target"], r["success"],
+                           r["queries"], json.dumps(r["pixels"]))
+                          for c in data.cells for r in data.cell_records(c["cell_id"]))
+
+        assert rows(sharded) == rows(evaluated["out"])
+    assert second["transfer"] == evaluated["result"]["transfer"]
+    with pytest.raises(ValueError, match="shard"):
+        run_defenses(CONFIG, tmp_path / "bad", shard="2/2", **evaluated["inputs"])
+    assert not (tmp_path / "bad").exists()  # refused before the folder is made
+
+
 @pytest.mark.parametrize("pairs, match", [((), "empty"), ((("lenet", "lenet"),), "itself"),
                                           ((("lenet_deadpixel", "median3+lenet"),), "undefended")])
 def test_bad_pairs_name_the_problem(pairs, match):
