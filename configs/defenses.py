@@ -17,7 +17,9 @@ Runtime (estimates from the attack's queries/s, docs/results/bench_attack_cpu.js
 failed problem costs 40,400 queries by default, 80,800 adaptive): smoke ~1 min of CPU; the
 lenet variant ~5-6 h on 2 free CPU cores (~7,000 queries/s; --set images.count=30 for
 ~1.5 h); the resnet20 one ~50 h on 2 CPU cores (~850 queries/s), so GPU work (~1 h).
-Rerunning the same command resumes; `--report-only` rewrites the report.
+Rerunning the same command resumes; `--report-only` rewrites the report; `--shard i/n`
+runs only unit u with u mod n == i of each sweep (resnet20_trained's adaptive sweep has one
+unit a cell, 12 cells: `--shard 4/12` is the twin's 3-pixel untargeted cell).
 """
 
 import dataclasses
