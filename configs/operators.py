@@ -25,6 +25,9 @@ Variants:
                            (seed 0 at 1 and 3 px is the screen's: report both stores).
   followup-lenet-targeted  the same, 1 px targeted (one random target an image) on the
                            first 71 test images (50 correctly classified): 18 cells.
+  followup-lenet-rest      followup-lenet less the head-to-head's three operators (their
+                           cells are in the head-to-head stores): 7 cells an operator.
+  followup-lenet-targeted-rest  followup-lenet-targeted less those three: 3 an operator.
   followup-resnet20        the same, resnet20, 1 px untargeted on the first 109 test
                            images (exactly 100 correctly classified by the shipped
                            20-epoch checkpoint, 89.1 % test accuracy): 18 cells.
@@ -163,6 +166,15 @@ def get_config(variant: str = "screen") -> SweepConfig:
         "followup-lenet-targeted": dataclasses.replace(
             followup, name="operators-followup-lenet-targeted", pixels=(1,), modes=("targeted",),
             images=ImageSet(split="test", start=0, count=71, correct_only=True), chunk_images=24),
+        # The follow-up less the head-to-head's operators, whose cells (the same ids) are in
+        # the head-to-head stores already: what is left to run.
+        "followup-lenet-rest": dataclasses.replace(
+            followup, name="operators-followup-lenet-rest", pixels=(1, 3, 5),
+            variants=tuple(v for v in reusing if _name(v) not in HEAD_TO_HEAD)),
+        "followup-lenet-targeted-rest": dataclasses.replace(
+            followup, name="operators-followup-lenet-targeted-rest", pixels=(1,), modes=("targeted",),
+            images=ImageSet(split="test", start=0, count=71, correct_only=True), chunk_images=24,
+            variants=tuple(VARIANTS[n] for n in FOLLOWUP if n not in HEAD_TO_HEAD)),
         "followup-resnet20": dataclasses.replace(
             followup, name="operators-followup-resnet20", victims=("resnet20",), pixels=(1,),
             images=ImageSet(split="test", start=0, count=109, correct_only=True)),

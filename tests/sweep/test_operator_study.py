@@ -30,6 +30,8 @@ SPEC = "configs/operators.py"
     ("followup-lenet", 6 * (2 + 2 + 3)),
     ("followup-lenet-targeted", 6 * 3),
     ("followup-resnet20", 6 * 3),
+    ("followup-lenet-rest", 3 * (2 + 2 + 3)),  # the follow-up's 6 less the head-to-head's 3
+    ("followup-lenet-targeted-rest", 3 * 3),
     ("head-to-head-lenet", 3 * 3 * 3),  # 3 operators x 1/3/5 px x seeds 0-2
     ("head-to-head-lenet-runner-up", 3 * 3),
     ("head-to-head-lenet-targeted", 3 * 3 * 3),
@@ -100,6 +102,17 @@ def test_head_to_head_is_the_default_against_the_paper_and_the_runner_up_on_the_
         expected = {"rand/1": paper_config(1), "best/1": runner_up}.get(cell.attack.mutation, recommended_config(1))
         operator = ("mutation", "crossover", "adaptation", "init", "differential_weight", "max_queries")
         assert {k: getattr(cell.attack, k) for k in operator} == {k: getattr(expected, k) for k in operator}
+
+
+def test_the_rest_and_the_head_to_head_make_up_the_follow_up_exactly():
+    def ids(variant):
+        return {c.cell_id for c in expand(config_files.load(f"{SPEC}:{variant}"))}
+
+    for followup, rest, head_to_head in (
+            ("followup-lenet", "followup-lenet-rest", "head-to-head-lenet"),
+            ("followup-lenet-targeted", "followup-lenet-targeted-rest", "head-to-head-lenet-targeted")):
+        assert not ids(rest) & ids(head_to_head)
+        assert ids(rest) <= ids(followup) <= ids(rest) | ids(head_to_head)
 
 
 BASE = SweepConfig(victims=("a",), pixels=(1, 3), modes=("untargeted",), seeds=(0, 1), images=ImageSet(count=4))
