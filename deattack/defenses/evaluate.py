@@ -255,13 +255,15 @@ def run_defenses(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.json"
-    comparable = _comparable(config.to_json())
+    written = config.to_json()
     if config_path.is_file():
-        saved = _comparable(json.loads(config_path.read_text()))
-        if saved != comparable:
+        saved = json.loads(config_path.read_text())
+        if _comparable(saved) != _comparable(written):
             raise ValueError(f"{out} holds an evaluation with another config; pick a new --out "
                              "or rerun with the same settings to resume")
-    config_path.write_text(json.dumps(config.to_json(), indent=2, sort_keys=True) + "\n")
+        if not written.get("note"):
+            written["note"] = saved.get("note", "")  # a resume without the note keeps the report's conclusion
+    config_path.write_text(json.dumps(written, indent=2, sort_keys=True) + "\n")
 
     def split(name):
         if datasets is not None and name in datasets:

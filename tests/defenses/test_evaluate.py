@@ -108,6 +108,24 @@ def test_stores_resume_and_the_report_has_every_row(evaluated, tmp_path):
     assert json.loads((tmp_path / "defenses.json").read_text())["verdicts"] == report["verdicts"]
 
 
+def test_a_resume_without_the_note_keeps_the_conclusion(evaluated, tmp_path):
+    import shutil
+
+    from tests.defenses.conftest import numerics
+
+    folder = tmp_path / "noted"
+    shutil.copytree(evaluated["out"], folder)
+    with numerics():
+        run_defenses(dataclasses.replace(CONFIG, note="Dead pixels hold."), folder, **evaluated["inputs"])
+        run_defenses(CONFIG, folder, **evaluated["inputs"])  # e.g. --shard, no --set note
+    assert json.loads((folder / "config.json").read_text())["note"] == "Dead pixels hold."
+    write_report(folder, tmp_path / "d.md", figures=False)
+    assert "## Conclusion\n\nDead pixels hold." in (tmp_path / "d.md").read_text()
+    with numerics():
+        run_defenses(dataclasses.replace(CONFIG, note="Revised."), folder, **evaluated["inputs"])
+    assert json.loads((folder / "config.json").read_text())["note"] == "Revised."
+
+
 def test_another_config_in_the_same_folder_is_refused(evaluated):
     with pytest.raises(ValueError, match="another config"):
         run_defenses(dataclasses.replace(CONFIG, pixels=(1, 3)), evaluated["out"], **evaluated["inputs"])
