@@ -15,6 +15,7 @@ into exactly the unsharded store (`deattack.store.merge`).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import itertools
 import json
@@ -459,6 +460,7 @@ def run_sweep(
         rows_written = 0
         for unit in pending:
             unit_started = time.time()
+            _count_program((unit.cell.victim, unit.cell.attack.compile_key()))
             victim = loaded[unit.cell.victim]
             selected = np.arange(unit.start, unit.stop, dtype=np.int64)
             if config.images.correct_only:
@@ -510,6 +512,34 @@ def run_sweep(
         store.close()
         log.removeHandler(handler)
         handler.close()
+
+
+# Each attack config compiles its own programs, and on CPU a program holds a few hundred
+# memory mappings (~400 for a small attack, ~1,300 for an operator-screen cell) for as
+# long as it is cached. A process that kept every one reached Linux's default
+# vm.max_map_count (65,530) after 49 cells of the operator screen and died inside LLVM
+# ("Cannot allocate memory", then a segfault). So the sweep keeps the programs of at
+# most PROGRAMS_KEPT attack configs per process and drops them all when one more comes;
+# cells that differ only in seed, F or CR share one (AttackConfig.compile_key).
+PROGRAMS_KEPT = 8
+_programs_compiled: set = set()
+
+
+def _count_program(program: tuple) -> None:
+    if program in _programs_compiled:
+        return
+    if len(_programs_compiled) >= PROGRAMS_KEPT:
+        release_compiled()
+    _programs_compiled.add(program)
+
+
+def release_compiled() -> None:
+    """Drops every compiled program of the process (jax.clear_caches) and frees them."""
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
+    _programs_compiled.clear()
 
 
 def _count_done(progress: SweepProgress, remaining_per_cell: dict[str, int], unit: Unit) -> None:
