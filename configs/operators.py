@@ -25,6 +25,8 @@ Variants:
                            (seed 0 at 1 and 3 px is the screen's: report both stores).
   followup-lenet-targeted  the same, 1 px targeted (one random target an image) on the
                            first 71 test images (50 correctly classified): 18 cells.
+  followup-lenet-targeted-34  followup-lenet-targeted with the 25-image screen's best five
+                           (FOLLOWUP_34): what docs/results/operators_screen_25 ran.
   followup-lenet-rest      followup-lenet less the head-to-head's three operators (their
                            cells are in the head-to-head stores): 7 cells an operator.
   followup-lenet-targeted-rest  followup-lenet-targeted less those three: 3 an operator.
@@ -123,6 +125,17 @@ FOLLOWUP = (
     "rand/1/exp/constant",
 )
 
+# The best five of the 25-image screen (first 34 test images) plus rand/1, which ran its
+# 1/3/5 px targeted follow-up (docs/results/operators_screen_25).
+FOLLOWUP_34 = (
+    BASELINE,
+    "rand/1-snap-local/none/constant+init-corners",
+    "best/1/exp/constant",
+    "best/2/exp/constant",
+    "current-to-best/1/exp/constant",
+    "current-to-best/1/bin/constant",
+)
+
 # deattack.attack.recommended_config: what `deattack attack` runs unless told otherwise.
 DEFAULT = "rand/1-snap-local/none/constant+init-corners"
 # First on mean success over the six 25-image settings once 3 and 5 px targeted were in
@@ -151,7 +164,7 @@ def get_config(variant: str = "screen") -> SweepConfig:
         name="operators-screen", victims=("lenet",), pixels=(1, 3), modes=("untargeted",), seeds=(0,),
         images=ImageSet(split="test", start=0, count=274, correct_only=True),
         attack=ATTACK, chunk_images=40, variants=SCREEN_VARIANTS)
-    unknown = [name for name in FOLLOWUP if name not in VARIANTS]
+    unknown = [name for name in FOLLOWUP + FOLLOWUP_34 if name not in VARIANTS]
     if unknown:
         raise ValueError(f"FOLLOWUP names unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     followup = dataclasses.replace(screen, seeds=(0, 1, 2), variants=tuple(VARIANTS[n] for n in FOLLOWUP))
@@ -167,6 +180,12 @@ def get_config(variant: str = "screen") -> SweepConfig:
         "followup-lenet-targeted": dataclasses.replace(
             followup, name="operators-followup-lenet-targeted", pixels=(1,), modes=("targeted",),
             images=ImageSet(split="test", start=0, count=71, correct_only=True), chunk_images=24),
+        # What the 25-image screen's targeted stores ran (with --set images.count=34 --set
+        # seeds=0 --set pixels=P; the same sweep name, so those stores resume).
+        "followup-lenet-targeted-34": dataclasses.replace(
+            followup, name="operators-followup-lenet-targeted", pixels=(1,), modes=("targeted",),
+            images=ImageSet(split="test", start=0, count=71, correct_only=True), chunk_images=24,
+            variants=tuple(VARIANTS[n] for n in FOLLOWUP_34)),
         # The follow-up less the head-to-head's operators, whose cells (the same ids) are in
         # the head-to-head stores already: what is left to run.
         "followup-lenet-rest": dataclasses.replace(

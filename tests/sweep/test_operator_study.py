@@ -29,6 +29,7 @@ SPEC = "configs/operators.py"
     # 6 operators: seeds 1, 2 at 1 and 3 px, seeds 0-2 at 5 px.
     ("followup-lenet", 6 * (2 + 2 + 3)),
     ("followup-lenet-targeted", 6 * 3),
+    ("followup-lenet-targeted-34", 6 * 3),
     ("followup-resnet20", 6 * 3),
     ("followup-lenet-rest", 4 * (2 + 2 + 3)),  # the follow-up's 6 less rand/1 and the default
     ("followup-lenet-targeted-rest", 4 * 3),
@@ -115,6 +116,26 @@ def test_the_rest_and_the_head_to_head_make_up_the_follow_up_exactly():
             ("followup-lenet-targeted", "followup-lenet-targeted-rest", "head-to-head-lenet-targeted")):
         assert not ids(rest) & ids(head_to_head)
         assert ids(rest) <= ids(followup) <= ids(rest) | ids(head_to_head)
+
+
+@pytest.mark.parametrize("pixels", [1, 3, 5])
+def test_the_25_image_targeted_stores_are_reproduced_by_their_documented_command(pixels):
+    """docs/results/operators_screen_25 names this command; its committed stores must be
+    the same sweep (they resume) with the same cells."""
+    import sqlite3
+
+    from deattack.overrides import apply_overrides
+    from deattack.store import canonical_json
+
+    config = apply_overrides(config_files.load(f"{SPEC}:followup-lenet-targeted-34"),
+                             ["images.count=34", "seeds=0", f"pixels={pixels}", "attack.forward=full"])
+    store = sqlite3.connect(f"docs/results/operator_runs/operators-targeted-{pixels}px-34.sqlite")
+    try:
+        assert {row[0] for row in store.execute("select cell_id from cells")} == {c.cell_id for c in expand(config)}
+        (key,) = store.execute("select value from meta where key = 'sweep_key'").fetchone()
+    finally:
+        store.close()
+    assert canonical_json(json.loads(key)) == canonical_json(config.key())
 
 
 BASE = SweepConfig(victims=("a",), pixels=(1, 3), modes=("untargeted",), seeds=(0, 1), images=ImageSet(count=4))
