@@ -114,7 +114,7 @@ BASELINE = "rand/1/none/constant"  # Su et al. 2019, the reference of the paired
 
 # The best five of the screen plus rand/1, from the ranking of the 200-image 1 and 3 px
 # screen (docs/results/operators.md: mean success over both settings, ties by anytime
-# mean). best/1/exp (first at 3 px with the default, 10th over both: 60.0 % at 1 px) is in
+# mean). best/1/exp (first at 3 px with the default, 14th over both: 60.0 % at 1 px) is in
 # the head-to-head instead.
 FOLLOWUP = (
     BASELINE,

@@ -87,7 +87,7 @@ def test_head_to_head_is_the_default_against_the_paper_and_the_runner_up_on_the_
     lenet = expand(config_files.load(f"{SPEC}:head-to-head-lenet"))
     assert {c.cell_id for c in lenet if c.attack.pixels in (1, 3) and c.attack.seed == 0} <= screen
     followup = expand(config_files.load(f"{SPEC}:followup-lenet"))
-    # The runner-up best/1/exp is not among the follow-up's operators (10th in the screen).
+    # The runner-up best/1/exp is not among the follow-up's operators (14th in the screen).
     assert {c.cell_id for c in lenet if (c.attack.pixels == 5 or c.attack.seed > 0) and c.attack.mutation != "best/1"} \
         <= {c.cell_id for c in followup}
     runner_up = expand(config_files.load(f"{SPEC}:head-to-head-lenet-runner-up"))
