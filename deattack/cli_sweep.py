@@ -2,6 +2,7 @@
 deattack.store and deattack.report. Progress bars and printing live here only.
 
   deattack sweep configs/keras_table.py --shard 0/4 --store runs/keras-0.sqlite
+  deattack sweep configs/operators.py:followup-lenet --reuse runs/sweep/operators-screen.sqlite
   deattack merge runs/keras.sqlite runs/keras-0.sqlite runs/keras-1.sqlite ...
   deattack report runs/keras.sqlite --out reports/keras
   deattack export runs/keras.sqlite --out runs/keras.csv
@@ -59,13 +60,13 @@ def _sweep(args) -> int:
                         eta="-" if eta is None else f"{eta / 60:.1f}min", refresh=True)
 
     summary = run_sweep(config, store, shard=shard, on_progress=on_progress, log_path=args.log,
-                        command=_command_line(args))
+                        command=_command_line(args), reuse=args.reuse)
     bar.close()
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"sweep {config.name} shard {shard[0]}/{shard[1]}: {summary['units_run']} units run, "
-              f"{summary['units_resumed']} already done; {summary['rows_in_store']} rows in {summary['store']} "
+              f"{summary['units_resumed']} already done, {summary['units_reused']} reused; {summary['rows_in_store']} rows in {summary['store']} "
               f"({summary['cells_done']}/{summary['cells_total']} cells done, {summary['wall_s']:.1f} s; "
               f"log {summary['log']})")
     return 0
@@ -121,6 +122,9 @@ def add_sweep_commands(subparsers) -> None:
     sweep.add_argument("--shard", default="0/1", help="i/n: run this job's share of the units (0 <= i < n)")
     sweep.add_argument("--store", help="SQLite results store (default runs/sweep/CONFIG[-shard-i-of-n].sqlite)")
     sweep.add_argument("--log", help="this run's log file (default STORE.run-TIME-PID.log)")
+    sweep.add_argument("--reuse", action="append", default=[], metavar="STORE",
+                       help="copy finished units of the same cells (same victim weights) from another "
+                            "store instead of running them; repeatable")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a sweep key, e.g. --set pixels=1,3 --set attack.population_size=50")
     sweep.add_argument("--json", action="store_true", help="print one JSON summary on stdout")

@@ -387,6 +387,7 @@ def run_sweep(
     on_unit: Callable[[Unit, int], None] | None = None,
     log_path: str | os.PathLike | None = None,
     command: str = "",
+    reuse: Sequence[str | os.PathLike] = (),
 ) -> dict[str, Any]:
     """Runs this shard's units of the sweep into the store; units already there are skipped.
 
@@ -404,9 +405,14 @@ def run_sweep(
       on_unit: called with (unit, rows written) after each unit is committed.
       log_path: this run's log file (default: next to the store, see default_log_path).
       command: the command line, recorded in the store's `runs` table and the log.
+      reuse: other stores (of any sweep) whose finished units of the same cells are
+        copied in instead of run: the same cell id (the results-relevant config and image
+        set), the same victim weights (SHA-256) and the same images in the unit. A sweep
+        extended with new operators or seeds reruns nothing it already has.
 
     Returns:
-      counts: units_total, units_run, units_resumed, rows_written, rows_in_store, wall_s.
+      counts: units_total, units_run, units_resumed, units_reused, rows_written,
+      rows_in_store, wall_s.
 
     Raises:
       ValueError: bad shard, a store of another sweep, a victim that does not load or
@@ -422,6 +428,12 @@ def run_sweep(
     log_path = Path(log_path) if log_path else default_log_path(store_path)
     check_output_file(store_path, "sweep store")  # before any victim or data loads
     check_output_file(log_path, "sweep log")
+    reuse = [Path(path) for path in reuse]
+    for path in reuse:
+        if not path.is_file():
+            raise ValueError(f"--reuse {path}: no such store")
+        if path.resolve() == store_path.resolve():
+            raise ValueError(f"--reuse {path} is the store itself")
     loaded = _load_victims({u.cell.victim for u in units}, victims)
     split_data = _load_split(config.images, datasets)
     store = Store(store_path)
@@ -440,6 +452,15 @@ def run_sweep(
             store.register_cell(cell.cell_id, cell.position, cell.victim, victim.name, victim_fingerprint(victim),
                                 _metadata_summary(victim), cell.config(), units_per_cell)
         run_id = store.start_run("sweep", command, shard=f"{shard[0]}/{shard[1]}", log=str(log_path))
+        reused = 0
+        for path in reuse:
+            count = _copy_units(path, store, pending, loaded)
+            if count:
+                log.info("reused %d units from %s", count, path)
+            reused += count
+        if reused:
+            done = store.done_units()
+            pending = [u for u in pending if (u.cell.cell_id, u.chunk) not in done]
 
         progress = SweepProgress(cells_total=len({u.cell.cell_id for u in units}), units_total=len(units),
                                  images_total=sum(u.size for u in units))
@@ -499,7 +520,8 @@ def run_sweep(
             if on_progress is not None:
                 on_progress(progress)
         store.finish_run(run_id)
-        summary = {"units_total": len(units), "units_run": len(pending), "units_resumed": progress.units_resumed,
+        summary = {"units_total": len(units), "units_run": len(pending),
+                   "units_resumed": progress.units_resumed - reused, "units_reused": reused,
                    "rows_written": rows_written, "rows_in_store": store.count("results"),
                    "cells_done": progress.cells_done, "cells_total": progress.cells_total,
                    "wall_s": round(time.time() - started, 3), "store": str(store_path), "log": str(log_path)}
@@ -512,6 +534,27 @@ def run_sweep(
         store.close()
         log.removeHandler(handler)
         handler.close()
+
+
+def _copy_units(path: Path, store: Store, pending: Sequence[Unit], victims: Mapping[str, Any]) -> int:
+    """Copies into `store` the units of `pending` that the store at `path` has finished
+    for the same cell, victim weights and images; returns how many."""
+    with Store(path, create=False) as source:
+        weights = {cell["cell_id"]: cell["victim_sha256"] for cell in source.cells()}
+        finished = {(u["cell_id"], u["chunk"]): u for u in source.units()}
+        copied = 0
+        for unit in pending:
+            found = finished.get((unit.cell.cell_id, unit.chunk))
+            if found is None or weights.get(unit.cell.cell_id) != victim_fingerprint(victims[unit.cell.victim]):
+                continue
+            attacked = set(found["attacked"])
+            if found["n_selected"] != unit.size or not all(unit.start <= i < unit.stop for i in attacked):
+                continue  # another chunking of the same images: run it here
+            records = [r for r in source.results(unit.cell.cell_id) if r["image_index"] in attacked]
+            store.commit_unit(unit.cell.cell_id, unit.chunk, found["n_selected"], found["attacked"], records,
+                              found["wall_s"])
+            copied += 1
+    return copied
 
 
 # Each attack config compiles its own programs, and on CPU a program holds a few hundred
