@@ -56,6 +56,9 @@ Variants:
   deattack report runs/sweep/operators-screen.sqlite --operators --out docs/results
   # edit FOLLOWUP below from the screen report's ranking, then
   deattack sweep configs/operators.py:followup-lenet            # etc.
+  # or only what no other store holds: followup-lenet-rest; the whole follow-up store is
+  # then copied together without rerunning a cell:
+  deattack sweep configs/operators.py:followup-lenet --reuse STORE_OF_REST --reuse STORE_OF_HEAD_TO_HEAD
   deattack report runs/sweep/operators-screen.sqlite runs/sweep/operators-followup-*.sqlite \
       --operators --out docs/results
 
