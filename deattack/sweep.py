@@ -454,7 +454,7 @@ def run_sweep(
         run_id = store.start_run("sweep", command, shard=f"{shard[0]}/{shard[1]}", log=str(log_path))
         reused = 0
         for path in reuse:
-            count = _copy_units(path, store, pending, loaded)
+            count = _copy_units(path, store, pending)
             if count:
                 log.info("reused %d units from %s", count, path)
             reused += count
@@ -536,23 +536,28 @@ def run_sweep(
         handler.close()
 
 
-def _copy_units(path: Path, store: Store, pending: Sequence[Unit], victims: Mapping[str, Any]) -> int:
+def _copy_units(path: Path, store: Store, pending: Sequence[Unit]) -> int:
     """Copies into `store` the units of `pending` that the store at `path` has finished
-    for the same cell, victim weights and images; returns how many."""
+    for the same cell, victim weights (both stores' registered SHA-256) and images;
+    returns how many."""
+    ours = {cell["cell_id"]: cell["victim_sha256"] for cell in store.cells()}
     with Store(path, create=False) as source:
-        weights = {cell["cell_id"]: cell["victim_sha256"] for cell in source.cells()}
+        theirs = {cell["cell_id"]: cell["victim_sha256"] for cell in source.cells()}
         finished = {(u["cell_id"], u["chunk"]): u for u in source.units()}
+        cell_records: dict[str, list[dict[str, Any]]] = {}
         copied = 0
         for unit in pending:
-            found = finished.get((unit.cell.cell_id, unit.chunk))
-            if found is None or weights.get(unit.cell.cell_id) != victim_fingerprint(victims[unit.cell.victim]):
+            cell_id = unit.cell.cell_id
+            found = finished.get((cell_id, unit.chunk))
+            if found is None or theirs.get(cell_id) != ours[cell_id]:
                 continue
             attacked = set(found["attacked"])
             if found["n_selected"] != unit.size or not all(unit.start <= i < unit.stop for i in attacked):
                 continue  # another chunking of the same images: run it here
-            records = [r for r in source.results(unit.cell.cell_id) if r["image_index"] in attacked]
-            store.commit_unit(unit.cell.cell_id, unit.chunk, found["n_selected"], found["attacked"], records,
-                              found["wall_s"])
+            if cell_id not in cell_records:  # one read a cell, not one a unit
+                cell_records[cell_id] = source.results(cell_id)
+            records = [r for r in cell_records[cell_id] if r["image_index"] in attacked]
+            store.commit_unit(cell_id, unit.chunk, found["n_selected"], found["attacked"], records, found["wall_s"])
             copied += 1
     return copied
 
