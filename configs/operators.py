@@ -176,31 +176,30 @@ def get_config(variant: str = "screen") -> SweepConfig:
     # its report reads both stores.
     reusing = tuple(VARIANTS[n] + extra for n in FOLLOWUP
                     for extra in ((("seed", 1),), (("seed", 2),), (("pixels", 5), ("seed", 0))))
+    # The targeted follow-ups: one random target an image on the first 71 test images
+    # (50 correctly classified), 1 px unless told; resnet20: its first 109 (100 correct).
+    targeted = dataclasses.replace(
+        followup, name="operators-followup-lenet-targeted", pixels=(1,), modes=("targeted",),
+        images=ImageSet(split="test", start=0, count=71, correct_only=True), chunk_images=24)
+    resnet20 = dataclasses.replace(followup, name="operators-followup-resnet20", victims=("resnet20",), pixels=(1,),
+                                   images=ImageSet(split="test", start=0, count=109, correct_only=True))
     configs = {
         "screen": screen,
         "followup-lenet": dataclasses.replace(followup, name="operators-followup-lenet", pixels=(1, 3, 5),
                                               variants=reusing),
-        "followup-lenet-targeted": dataclasses.replace(
-            followup, name="operators-followup-lenet-targeted", pixels=(1,), modes=("targeted",),
-            images=ImageSet(split="test", start=0, count=71, correct_only=True), chunk_images=24),
+        "followup-lenet-targeted": targeted,
         # What the 25-image screen's targeted stores ran (with --set images.count=34 --set
         # seeds=0 --set pixels=P; the same sweep name, so those stores resume).
-        "followup-lenet-targeted-34": dataclasses.replace(
-            followup, name="operators-followup-lenet-targeted", pixels=(1,), modes=("targeted",),
-            images=ImageSet(split="test", start=0, count=71, correct_only=True), chunk_images=24,
-            variants=tuple(VARIANTS[n] for n in FOLLOWUP_34)),
+        "followup-lenet-targeted-34": dataclasses.replace(targeted, variants=tuple(VARIANTS[n] for n in FOLLOWUP_34)),
         # The follow-up less the head-to-head's operators, whose cells (the same ids) are in
         # the head-to-head stores already: what is left to run.
         "followup-lenet-rest": dataclasses.replace(
             followup, name="operators-followup-lenet-rest", pixels=(1, 3, 5),
             variants=tuple(v for v in reusing if _name(v) not in HEAD_TO_HEAD)),
         "followup-lenet-targeted-rest": dataclasses.replace(
-            followup, name="operators-followup-lenet-targeted-rest", pixels=(1,), modes=("targeted",),
-            images=ImageSet(split="test", start=0, count=71, correct_only=True), chunk_images=24,
+            targeted, name="operators-followup-lenet-targeted-rest",
             variants=tuple(VARIANTS[n] for n in FOLLOWUP if n not in HEAD_TO_HEAD)),
-        "followup-resnet20": dataclasses.replace(
-            followup, name="operators-followup-resnet20", victims=("resnet20",), pixels=(1,),
-            images=ImageSet(split="test", start=0, count=109, correct_only=True)),
+        "followup-resnet20": resnet20,
         "head-to-head-lenet": dataclasses.replace(
             followup, name="operators-head-to-head-lenet", pixels=(1, 3, 5),
             variants=tuple(VARIANTS[n] for n in HEAD_TO_HEAD)),
@@ -208,12 +207,10 @@ def get_config(variant: str = "screen") -> SweepConfig:
             followup, name="operators-head-to-head-lenet-runner-up", pixels=(1, 3, 5),
             variants=(VARIANTS[RUNNER_UP],)),
         "head-to-head-lenet-targeted": dataclasses.replace(
-            followup, name="operators-head-to-head-lenet-targeted", pixels=(1, 3, 5), modes=("targeted",),
-            images=ImageSet(split="test", start=0, count=71, correct_only=True), chunk_images=24,
+            targeted, name="operators-head-to-head-lenet-targeted", pixels=(1, 3, 5),
             variants=tuple(VARIANTS[n] for n in HEAD_TO_HEAD)),
         "head-to-head-resnet20": dataclasses.replace(
-            followup, name="operators-head-to-head-resnet20", victims=("resnet20",), pixels=(1,), seeds=(0,),
-            images=ImageSet(split="test", start=0, count=109, correct_only=True),
+            resnet20, name="operators-head-to-head-resnet20", seeds=(0,),
             variants=tuple(VARIANTS[n] for n in (BASELINE, DEFAULT))),
         "pilot": dataclasses.replace(
             screen, name="operators-pilot", pixels=(1,), images=ImageSet(split="test", start=0, count=34, correct_only=True),
