@@ -14,10 +14,10 @@ DEMO_ARGS ?= --model resnet20 --pixels 1 --mode untargeted --images 10 --out run
 
 .PHONY: demo test install clean
 
-$(BIN)/deattack: pyproject.toml
+$(BIN)/deattack: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt -e ".[test]"
 	touch $@
 
 install: $(BIN)/deattack
