@@ -60,13 +60,15 @@ def _sweep(args) -> int:
                         eta="-" if eta is None else f"{eta / 60:.1f}min", refresh=True)
 
     summary = run_sweep(config, store, shard=shard, on_progress=on_progress, log_path=args.log,
-                        command=_command_line(args), reuse=args.reuse)
+                        command=_command_line(args), reuse=args.reuse, reuse_only=args.reuse_only)
     bar.close()
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"sweep {config.name} shard {shard[0]}/{shard[1]}: {summary['units_run']} units run, "
-              f"{summary['units_resumed']} already done, {summary['units_reused']} reused; {summary['rows_in_store']} rows in {summary['store']} "
+              f"{summary['units_resumed']} already done, {summary['units_reused']} reused"
+              f"{', %d left pending' % summary['units_pending'] if summary['units_pending'] else ''}; "
+              f"{summary['rows_in_store']} rows in {summary['store']} "
               f"({summary['cells_done']}/{summary['cells_total']} cells done, {summary['wall_s']:.1f} s; "
               f"log {summary['log']})")
     return 0
@@ -125,6 +127,8 @@ def add_sweep_commands(subparsers) -> None:
     sweep.add_argument("--reuse", action="append", default=[], metavar="STORE",
                        help="copy finished units of the same cells (same victim weights) from another "
                             "store instead of running them; repeatable")
+    sweep.add_argument("--reuse-only", dest="reuse_only", action="store_true",
+                       help="with --reuse: copy what the other stores have and run nothing (assemble a store)")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a sweep key, e.g. --set pixels=1,3 --set attack.population_size=50")
     sweep.add_argument("--json", action="store_true", help="print one JSON summary on stdout")

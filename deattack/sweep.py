@@ -388,6 +388,7 @@ def run_sweep(
     log_path: str | os.PathLike | None = None,
     command: str = "",
     reuse: Sequence[str | os.PathLike] = (),
+    reuse_only: bool = False,
 ) -> dict[str, Any]:
     """Runs this shard's units of the sweep into the store; units already there are skipped.
 
@@ -409,10 +410,12 @@ def run_sweep(
         copied in instead of run: the same cell id (the results-relevant config and image
         set), the same victim weights (SHA-256) and the same images in the unit. A sweep
         extended with new operators or seeds reruns nothing it already has.
+      reuse_only: copy what `reuse` has and run no unit (assembles a store from others;
+        the rest stays pending for a later run).
 
     Returns:
-      counts: units_total, units_run, units_resumed, units_reused, rows_written,
-      rows_in_store, wall_s.
+      counts: units_total, units_run, units_resumed, units_reused, units_pending (left
+      for a later run), rows_written, rows_in_store, wall_s.
 
     Raises:
       ValueError: bad shard, a store of another sweep, a victim that does not load or
@@ -429,6 +432,8 @@ def run_sweep(
     check_output_file(store_path, "sweep store")  # before any victim or data loads
     check_output_file(log_path, "sweep log")
     reuse = [Path(path) for path in reuse]
+    if reuse_only and not reuse:
+        raise ValueError("--reuse-only copies from --reuse stores: give at least one --reuse STORE")
     for path in reuse:
         if not path.is_file():
             raise ValueError(f"--reuse {path}: no such store")
@@ -461,6 +466,10 @@ def run_sweep(
         if reused:
             done = store.done_units()
             pending = [u for u in pending if (u.cell.cell_id, u.chunk) not in done]
+        left_pending = len(pending) if reuse_only else 0
+        if reuse_only:
+            log.info("reuse only: %d units left pending", left_pending)
+            pending = []
 
         progress = SweepProgress(cells_total=len({u.cell.cell_id for u in units}), units_total=len(units),
                                  images_total=sum(u.size for u in units))
@@ -522,6 +531,7 @@ def run_sweep(
         store.finish_run(run_id)
         summary = {"units_total": len(units), "units_run": len(pending),
                    "units_resumed": progress.units_resumed - reused, "units_reused": reused,
+                   "units_pending": left_pending,
                    "rows_written": rows_written, "rows_in_store": store.count("results"),
                    "cells_done": progress.cells_done, "cells_total": progress.cells_total,
                    "wall_s": round(time.time() - started, 3), "store": str(store_path), "log": str(log_path)}

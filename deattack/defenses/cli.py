@@ -6,6 +6,7 @@ and printing live here only.
   deattack defenses configs/defenses.py --out runs/defenses/resnet20 --report docs/results/defenses.md
   deattack defenses configs/defenses.py --out runs/defenses/resnet20 --report docs/results/defenses.md --report-only
   deattack defenses configs/defenses.py:resnet20_trained --out DIR --shard 4/12   # one adaptive cell (of 12)
+  deattack defenses configs/defenses.py:resnet20_wrappers --out W --reuse DIR --reuse-only   # twin cells from DIR
 """
 
 from __future__ import annotations
@@ -49,17 +50,19 @@ def _defenses(args) -> int:
             bar.n = progress.images_done
             bar.set_postfix(cells=f"{progress.cells_done}/{progress.cells_total}", refresh=True)
 
-        run_defenses(config, out, on_progress=on_progress, command=command, shard=args.shard)
+        run_defenses(config, out, on_progress=on_progress, command=command, shard=args.shard,
+                     reuse=args.reuse, reuse_only=args.reuse_only)
         for bar in bars.values():
             bar.close()
     report = write_report(out, args.report or out / "defenses.md", command=command,
-                          figures=not args.no_figures)
+                          figures=not args.no_figures, also=tuple(args.also))
     if args.json:
         print(json.dumps({"out": str(out), "files": report["files"], "verdicts": report["verdicts"]}))
     else:
-        for verdict in report["verdicts"]:
+        for verdict in report["verdicts"] + [v for run in report["also"] for v in run["verdicts"]]:
             cost = verdict["accuracy_cost"]
-            print(f"{verdict['defended']} vs {verdict['twin']}: accuracy cost "
+            scale = f" ({verdict['scale']})" if "scale" in verdict else ""
+            print(f"{verdict['defended']}{scale} vs {verdict['twin']}: accuracy cost "
                   f"{'-' if cost is None else f'{100 * cost:+.1f} pp'}, {verdict['verdict']}")
         print(f"report: {report['files']['markdown']}")
     return 0
@@ -75,6 +78,14 @@ def add_defense_commands(subparsers) -> None:
     parser.add_argument("--report-only", dest="report_only", action="store_true",
                         help="only rewrite the report from the run folder")
     parser.add_argument("--no-figures", dest="no_figures", action="store_true")
+    parser.add_argument("--reuse", action="append", default=[], metavar="RUN_DIR",
+                        help="copy finished units of the same cells (same victim, attack, images) from "
+                             "another run folder's stores instead of running them; repeatable")
+    parser.add_argument("--reuse-only", dest="reuse_only", action="store_true",
+                        help="with --reuse: copy, run nothing, then the transfer attack on what is there")
+    parser.add_argument("--also", action="append", default=[], metavar="RUN_DIR",
+                        help="another run folder whose verdicts and success rows join the report's tables, "
+                             "marked with their image set (repeatable; e.g. the wrappers' folder)")
     parser.add_argument("--shard", default="0/1",
                         help="i/n: run only unit u with u mod n == i of each sweep, into the same --out "
                              "(one cell of a large evaluation, or n jobs side by side)")

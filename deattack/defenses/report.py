@@ -3,6 +3,8 @@ accuracy cost, attack success (default and adaptive) of each defended victim bes
 its undefended twin, a verdict per defense, and a figure (success vs pixels).
 
     deattack defenses configs/defenses.py:lenet --out runs/defenses/lenet --report docs/results/defenses.md
+    deattack defenses configs/defenses.py:resnet20_trained --out RUN --report docs/results/defenses.md \\
+        --report-only --also WRAPPERS_RUN   # other folders' rows in the same tables
 """
 
 from __future__ import annotations
@@ -41,12 +43,14 @@ def figure(rows: list[dict[str, Any]], path: Path) -> Path:
     modes = [m for m in ("untargeted", "targeted") if any(r["mode"] == m for r in rows)] or ["untargeted"]
     fig, axes = plt.subplots(1, len(modes), figsize=(5.2 * len(modes), 3.8), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    defenses = list(dict.fromkeys(r["defended"] for r in rows))
+    # Rows of several run folders carry a "scale" (their image set): a curve per (defense, scale).
+    label = lambda r, name: f"{name} {r['scale']}" if r.get("scale") else name  # noqa: E731
+    defenses = list(dict.fromkeys(label(r, r["defended"]) for r in rows))
     for axis, mode in zip(axes[0], modes):
         drawn_twins = set()
         for index, defended in enumerate(defenses):
             colour = colours[index % len(colours)]
-            mine = sorted((r for r in rows if r["defended"] == defended and r["mode"] == mode),
+            mine = sorted((r for r in rows if label(r, r["defended"]) == defended and r["mode"] == mode),
                           key=lambda r: r["n_pixels"])
             for which, style in (("adaptive", "-"), ("default", ":")):
                 points = [(r["n_pixels"], 100 * r[f"{which}_defended"]["success_rate"]) for r in mine
@@ -55,7 +59,7 @@ def figure(rows: list[dict[str, Any]], path: Path) -> Path:
                     axis.plot(*zip(*points), style, marker="o", color=colour, label=f"{defended} ({which})")
             if not mine:
                 continue
-            twin = mine[0]["twin"]
+            twin = label(mine[0], mine[0]["twin"])
             # A wrapper's twin faces the default attack only; a trained defense's twin both budgets.
             for which in ("default", "adaptive") if mine[0]["kind"] == "trained" else ("default",):
                 points = [(r["n_pixels"], 100 * r[f"{which}_twin"]["success_rate"]) for r in mine
@@ -80,34 +84,69 @@ def figure(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def _scale(config) -> str:
+    images = config.images
+    return f"{images.split} [{images.start}, {images.start + images.count})"
+
+
+def _budget(attack) -> str:
+    return (f"{attack.mutation}/{attack.crossover}/{attack.adaptation}, F {attack.differential_weight}, "
+            f"population {attack.population_size} x {attack.max_generations} generations "
+            f"({attack.max_queries:,} queries), fitness {attack.fitness}, targets {attack.targets}")
+
+
+def _also_line(run_dir, config, main) -> str:
+    """One header line for a run folder whose rows join the main folder's tables."""
+    attacks = []
+    for name, attack, reference in (("default", config.attack, main.attack),
+                                    ("adaptive", config.adaptive_attack, main.adaptive_attack)):
+        attacks.append(f"{name} attack as above" if attack == reference else f"{name} attack {_budget(attack)}")
+    return (f"- also `{Path(run_dir)}` (`{config.name}`): images {_scale(config)}; pixels "
+            f"{', '.join(map(str, config.pixels))}; {'; '.join(attacks)}")
+
+
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command: str = "",
-                 figures: bool = True) -> dict[str, Any]:
+                 figures: bool = True, also: tuple[str | os.PathLike, ...] = ()) -> dict[str, Any]:
     """Writes OUT (markdown), OUT's stem + "_success_vs_pixels.png" and + ".json" beside it.
 
+    `also`: further run folders (e.g. the wrappers, evaluated on another image set) whose
+    verdicts and success rows join the tables, each row marked with its image set; their
+    verdicts are their own folder's (never pooled across image sets). The conclusion is
+    RUN_DIR's note.
+
     Returns:
-      {"rows": ..., "verdicts": ..., "clean": ..., "files": {...}} (also the JSON file).
+      {"rows": ..., "verdicts": ..., "clean": ..., "also": [...], "files": {...}} (also the JSON file).
     """
     config, rows, clean = comparison_rows(run_dir)
     found = verdicts(config, rows, clean)
+    extra = []
+    for folder in also:
+        other, other_rows, other_clean = comparison_rows(folder)
+        extra.append({"run_dir": str(folder), "config": other, "rows": other_rows, "clean": other_clean,
+                      "verdicts": verdicts(other, other_rows, other_clean)})
+    if extra:
+        for run in [{"config": config, "rows": rows, "verdicts": found}, *extra]:
+            for row in run["rows"] + run["verdicts"]:
+                row["scale"] = _scale(run["config"])
+    all_rows = rows + [r for run in extra for r in run["rows"]]
+    all_verdicts = found + [v for run in extra for v in run["verdicts"]]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     files = {"markdown": str(out), "json": str(out.with_suffix(".json"))}
     if figures:
-        files["figure"] = str(figure(rows, out.with_name(out.stem + "_success_vs_pixels.png")))
+        files["figure"] = str(figure(all_rows, out.with_name(out.stem + "_success_vs_pixels.png")))
 
     attack, adaptive = config.attack, config.adaptive_attack
-    budget = (lambda a: f"{a.mutation}/{a.crossover}/{a.adaptation}, F {a.differential_weight}, population "
-              f"{a.population_size} x {a.max_generations} generations ({a.max_queries:,} queries), fitness "
-              f"{a.fitness}, targets {a.targets}")
     lines = [
         f"# Defenses against few-pixel attacks: {config.name}", "",
         f"- run folder: `{Path(run_dir)}`; report command: `{command or '-'}`",
-        f"- images: {config.images.split} [{config.images.start}, {config.images.start + config.images.count}), "
+        f"- images: {_scale(config)}, "
         "each victim attacked on those it classifies correctly; clean accuracy on the first "
         f"{next(iter(clean.values()), {}).get('n_images', '-')} test images",
-        f"- default attack: {budget(attack)}; pixels {', '.join(map(str, config.pixels))}",
-        f"- adaptive attack on trained defenses (and their twins): {budget(adaptive)}; pixels "
+        f"- default attack: {_budget(attack)}; pixels {', '.join(map(str, config.pixels))}",
+        f"- adaptive attack on trained defenses (and their twins): {_budget(adaptive)}; pixels "
         f"{', '.join(map(str, config.adaptive_pixels))}",
+        *[_also_line(run["run_dir"], run["config"], config) for run in extra],
         "- wrappers (`DEFENSE+victim`): *default* = the attack on the undefended twin, its output fed to the "
         "wrapped system (an attacker who ignores the defense); *adaptive* = the same attack run end to end "
         "through the wrapper (the transform is part of the model it queries).",
@@ -119,8 +158,9 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command:
     if config.note:
         lines += ["## Conclusion", "", config.note, ""]
     lines += ["## Verdict and accuracy cost", ""]
-    lines.append(markdown_table(found, [
-        ("Defense", lambda v: f"`{v['defended']}`"), ("Kind", lambda v: v["kind"]),
+    images_column = [("Images", lambda r: r["scale"])] if extra else []
+    lines.append(markdown_table(all_verdicts, [
+        ("Defense", lambda v: f"`{v['defended']}`"), *images_column, ("Kind", lambda v: v["kind"]),
         ("Twin", lambda v: f"`{v['twin']}`"),
         ("Clean accuracy", lambda v: percent(v["clean_accuracy"])),
         ("Twin clean accuracy", lambda v: percent(v["twin_clean_accuracy"])),
@@ -131,12 +171,12 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command:
     ]))
     lines.append("")
     by_mode = collections.defaultdict(list)
-    for row in rows:
+    for row in all_rows:
         by_mode[row["mode"]].append(row)
     for mode, mode_rows in by_mode.items():
         lines += [f"## Attack success, {mode}", ""]
         lines.append(markdown_table(mode_rows, [
-            ("Defense", lambda r: f"`{r['defended']}`"), ("Pixels", lambda r: str(r["n_pixels"])),
+            ("Defense", lambda r: f"`{r['defended']}`"), *images_column, ("Pixels", lambda r: str(r["n_pixels"])),
             ("Default: defended", lambda r: _rate(r["default_defended"])),
             ("Default: twin", lambda r: _rate(r["default_twin"])),
             ("Adaptive: defended", lambda r: _rate(r["adaptive_defended"])),
@@ -149,6 +189,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command:
         lines += ["## Figure", "", f"![success vs pixels]({Path(files['figure']).name})", ""]
     out.write_text("\n".join(lines))
     result = {"run_dir": str(run_dir), "command": command, "config": config.to_json(), "clean": clean,
-              "rows": rows, "verdicts": found, "files": files}
+              "rows": rows, "verdicts": found, "files": files,
+              "also": [{**run, "config": run["config"].to_json()} for run in extra]}
     Path(files["json"]).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result

@@ -13,7 +13,7 @@ import pytest
 from scipy import ndimage
 
 from deattack.attack import AttackConfig
-from deattack.defenses.evaluate import DefenseEvalConfig, run_defenses
+from deattack.defenses.evaluate import DefenseEvalConfig, run_defenses, verdicts
 from deattack.defenses.report import write_report
 from deattack.report import load
 from deattack.sweep import ImageSet
@@ -183,3 +183,102 @@ def test_shards_in_one_folder_give_the_unsharded_rows(evaluated, tmp_path):
 def test_bad_pairs_name_the_problem(pairs, match):
     with pytest.raises(ValueError, match=match):
         dataclasses.replace(CONFIG, pairs=pairs)
+
+
+def test_also_folders_join_the_tables_with_their_own_verdicts(evaluated, tmp_path):
+    """A wrappers-only folder on other images: its rows and verdict join the main report,
+    each marked with its image set, and its verdict is the one its own report gives."""
+    from tests.defenses.conftest import numerics
+
+    wrappers = dataclasses.replace(CONFIG, name="toy_wrappers", pairs=(("median3+toy", "toy"),),
+                                   images=ImageSet(start=2, count=6))
+    with numerics():
+        run_defenses(wrappers, tmp_path / "wrappers", **evaluated["inputs"])
+    alone = write_report(tmp_path / "wrappers", tmp_path / "alone.md", figures=False)
+    main = write_report(evaluated["out"], tmp_path / "main.md", figures=False)
+    both = write_report(evaluated["out"], tmp_path / "both.md", also=(tmp_path / "wrappers",))
+
+    strip = lambda items: [{k: v for k, v in item.items() if k != "scale"} for item in items]  # noqa: E731
+    assert strip(both["verdicts"]) == main["verdicts"]
+    (extra,) = both["also"]
+    assert strip(extra["verdicts"]) == alone["verdicts"]
+    assert strip(extra["rows"]) == alone["rows"]
+    assert {v["scale"] for v in both["verdicts"]} == {"test [0, 6)"}
+    assert {v["scale"] for v in extra["verdicts"]} == {"test [2, 8)"}
+    text = (tmp_path / "both.md").read_text()
+    assert "| Defense | Images | Kind |" in text
+    assert "| `median3+toy` | test [0, 6) |" in text and "| `median3+toy` | test [2, 8) |" in text
+    assert f"- also `{tmp_path / 'wrappers'}` (`toy_wrappers`): images test [2, 8)" in text
+    assert "default attack as above; adaptive attack as above" in text
+    assert "| Images |" not in (tmp_path / "main.md").read_text()
+    assert (tmp_path / "both_success_vs_pixels.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "both.json").read_text())["also"][0]["config"]["name"] == "toy_wrappers"
+
+    with pytest.raises(FileNotFoundError, match="not a defense run folder"):
+        write_report(evaluated["out"], tmp_path / "bad.md", also=(tmp_path / "nowhere",))
+
+
+def test_reuse_only_copies_the_twin_cells_and_runs_the_transfer(evaluated, tmp_path):
+    """A wrappers-only evaluation on the same images: --reuse of the full run copies the
+    twin's and the wrapper's cells, runs nothing, and gives the full run's transfer rows;
+    with only the twin's cells there the wrapper's cells stay pending."""
+    from tests.defenses.conftest import numerics
+
+    wrappers = dataclasses.replace(CONFIG, name="toy_wrappers", pairs=(("median3+toy", "toy"),))
+    with numerics():
+        result = run_defenses(wrappers, tmp_path / "w", reuse=(evaluated["out"],), reuse_only=True,
+                              **evaluated["inputs"])
+    default = result["sweeps"]["default"]
+    assert default["units_run"] == 0 and default["units_reused"] == default["units_total"] > 0
+    assert default["units_pending"] == 0
+    assert result["transfer"] == evaluated["result"]["transfer"]
+
+    def rows(folder):
+        data = load(folder / "default.sqlite")
+        return sorted((c["victim"], r["image_index"], r["success"], r["queries"], json.dumps(r["pixels"]))
+                      for c in data.cells for r in data.cell_records(c["cell_id"]))
+
+    assert rows(tmp_path / "w") == [r for r in rows(evaluated["out"]) if r[0] != "toy_deadpixel"]
+
+    # Only the twin's cells to copy: the wrapper's end-to-end cells are left for a later run.
+    twin_only = tmp_path / "twin"
+    with numerics():
+        run_defenses(dataclasses.replace(wrappers, pairs=(("toy_deadpixel", "toy"),), name="twin"), twin_only,
+                     **evaluated["inputs"])
+        partial = run_defenses(wrappers, tmp_path / "w2", reuse=(twin_only,), reuse_only=True, **evaluated["inputs"])
+    assert partial["sweeps"]["default"]["units_run"] == 0
+    assert partial["sweeps"]["default"]["units_pending"] >= 1
+    assert partial["transfer"] == evaluated["result"]["transfer"]  # needs only the twin's cells
+
+    with pytest.raises(ValueError, match="not a defense run folder"):
+        run_defenses(wrappers, tmp_path / "w3", reuse=(tmp_path / "nowhere",), **evaluated["inputs"])
+    with pytest.raises(ValueError, match="--reuse-only"):
+        run_defenses(wrappers, tmp_path / "w4", reuse_only=True, **evaluated["inputs"])
+    assert not (tmp_path / "w3").exists() and not (tmp_path / "w4").exists()
+
+
+def _cell(rate):
+    return None if rate is None else {"success_rate": rate, "n_attacked": 40, "median_queries_success": 400.0}
+
+
+@pytest.mark.parametrize("cells, verdict", [
+    # (default defended, default twin, adaptive defended, adaptive twin) per (pixels, mode) cell
+    ([(0.1, 0.6, 0.2, 0.7), (0.3, 0.8, 0.4, 0.8)], "holds"),
+    ([(0.0, 0.6, 0.2, 0.6), (0.0, 0.8, 0.75, 0.8)], "partly"),
+    ([(0.0, 0.6, 0.55, 0.6), (0.0, 0.8, 0.8, 0.8)], "only hides"),
+    ([(0.55, 0.6, 0.55, 0.6), (0.75, 0.8, 0.8, 0.8)], "does not hold"),
+    # A twin fooled under 10 % of the time tells nothing: only the other cell counts.
+    ([(0.0, 0.05, 0.0, 0.05), (0.1, 0.8, 0.2, 0.8)], "holds"),
+    ([(0.0, 0.05, 0.0, 0.05), (0.0, 0.0, None, 0.0)], "undecided"),
+])
+def test_the_verdict_rule(cells, verdict):
+    config = dataclasses.replace(CONFIG, pairs=(("toy_deadpixel", "toy"),))
+    rows = [{"defended": "toy_deadpixel", "twin": "toy", "kind": "trained", "n_pixels": k, "mode": "untargeted",
+             "default_defended": _cell(a), "default_twin": _cell(b), "adaptive_defended": _cell(c),
+             "adaptive_twin": _cell(d)} for k, (a, b, c, d) in zip((1, 3), cells)]
+    clean = {"toy": {"accuracy": 0.9}, "toy_deadpixel": {"accuracy": 0.88}}
+    (found,) = verdicts(config, rows, clean)
+    assert verdict in found["verdict"]
+    assert found["accuracy_cost"] == pytest.approx(0.02)
+    counted = [(d - c) for a, b, c, d in cells if c is not None and d is not None and d >= 0.1]
+    assert found["min_adaptive_drop"] == (pytest.approx(min(counted)) if counted else None)

@@ -66,3 +66,18 @@ def test_bad_reuse_paths_are_named_before_any_work(tmp_path, run_toy, which, mes
         run_toy(toy.CONFIG, store)
     with pytest.raises(ValueError, match=message):
         run_toy(toy.CONFIG, store, reuse=[path])
+
+
+def test_reuse_only_assembles_the_shared_cells_and_leaves_the_rest_pending(tmp_path, reference_store, run_toy):
+    shared = {u.cell.cell_id for u in units_of(toy.CONFIG)}
+    assembled = tmp_path / "assembled.sqlite"
+    summary = run_toy(EXTENDED, assembled, reuse=[reference_store], reuse_only=True)
+    assert (summary["units_reused"], summary["units_run"]) == (len(units_of(toy.CONFIG)), 0)
+    assert summary["units_pending"] == len(units_of(EXTENDED)) - len(units_of(toy.CONFIG)) > 0
+    assert _rows_of(assembled, shared) == table_rows(reference_store)
+    assert table_rows(assembled) == table_rows(reference_store)  # nothing else was run
+    finished = run_toy(EXTENDED, assembled)  # a later plain run does the pending units
+    assert (finished["units_run"], finished["units_pending"]) == (summary["units_pending"], 0)
+    with pytest.raises(ValueError, match="at least one --reuse"):
+        run_toy(EXTENDED, tmp_path / "none.sqlite", reuse_only=True)
+    assert not (tmp_path / "none.sqlite").exists()
