@@ -227,6 +227,29 @@ def _store(path, outcomes):
             store.commit_unit(cell_id, 0, len(results), list(range(len(results))), records, 0.0)
 
 
+def test_ranking_is_by_the_paired_gain_over_the_baseline():
+    """An operator run in one more, easy setting must not outrank one that gains more over
+    rand/1 where it ran; the own-settings means are reported beside."""
+    def row(op, rate, anytime, gain):
+        return {"operator": op, "success_rate": rate, "anytime_mean": anytime, "paired_difference": gain}
+
+    tables = {("lenet", 1, "untargeted", "-"): [row("a", 0.6, 0.5, 0.1), row("b", 0.5, 0.4, 0.0),
+                                                row("c", 0.5, 0.45, 0.0), row("rand/1/none/constant", 0.5, 0.4, None)],
+              ("lenet", 3, "untargeted", "-"): [row("a", 0.9, 0.8, 0.1), row("b", 0.8, 0.7, 0.0),
+                                                row("c", 0.8, 0.7, 0.0), row("rand/1/none/constant", 0.8, 0.7, None)],
+              ("lenet", 5, "untargeted", "-"): [row("b", 1.0, 0.9, 0.05), row("rand/1/none/constant", 0.95, 0.9, None),
+                                                row("lonely", 1.0, 1.0, None)]}
+    ranked = operator_report.ranking(tables)
+    # c ties rand/1 on gain (0); rand/1's mean success over its settings (75 %) breaks the tie.
+    assert [r["operator"] for r in ranked] == ["a", "b", "rand/1/none/constant", "c", "lonely"]
+    by_op = {r["operator"]: r for r in ranked}
+    assert by_op["a"]["mean_paired_gain"] == pytest.approx(0.1) and by_op["a"]["gain_settings"] == 2
+    assert by_op["b"]["mean_paired_gain"] == pytest.approx(0.05 / 3) and by_op["b"]["settings"] == 3
+    assert by_op["b"]["mean_success"] == pytest.approx((0.5 + 0.8 + 1.0) / 3)
+    assert by_op["rand/1/none/constant"]["mean_paired_gain"] == 0.0
+    assert by_op["lonely"]["mean_paired_gain"] is None  # no baseline beside it: last
+
+
 def test_operator_report_numbers(tmp_path):
     rng = np.random.default_rng(0)
     n = 40
