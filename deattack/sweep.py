@@ -415,7 +415,8 @@ def run_sweep(
 
     Returns:
       counts: units_total, units_run, units_resumed, units_reused, units_pending (left
-      for a later run), rows_written, rows_in_store, wall_s.
+      for a later run), rows_written (by the units run here; reused units' rows count in
+      rows_in_store only), rows_in_store, wall_s.
 
     Raises:
       ValueError: bad shard, a store of another sweep, a victim that does not load or
