@@ -41,7 +41,7 @@ def figure(rows: list[dict[str, Any]], path: Path) -> Path:
 
     plt = _pyplot()
     modes = [m for m in ("untargeted", "targeted") if any(r["mode"] == m for r in rows)] or ["untargeted"]
-    fig, axes = plt.subplots(1, len(modes), figsize=(5.2 * len(modes), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(modes), figsize=(5.2 * len(modes), 4.6), squeeze=False, layout="constrained")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     # Rows of several run folders carry a "scale" (their image set): a curve per (defense, scale).
     label = lambda r, name: f"{name} {r['scale']}" if r.get("scale") else name  # noqa: E731
@@ -73,11 +73,17 @@ def figure(rows: list[dict[str, Any]], path: Path) -> Path:
         axis.set_xlabel("pixels changed (K)")
         axis.set_ylabel("attack success rate (%)")
         axis.set_ylim(0, 100)
-        axis.set_xticks(sorted({r["n_pixels"] for r in rows}) or [1])
+        measured = {r["n_pixels"] for r in rows for which in ("default_defended", "adaptive_defended")
+                    if r[which] and r[which]["success_rate"] is not None}
+        axis.set_xticks(sorted(measured) or [1])
         axis.grid(alpha=0.3)
-        if axis.lines:
-            axis.legend(fontsize=6)
-    fig.tight_layout()
+    # One legend under both panels: the per-panel legends covered the curves.
+    legend = {}
+    for axis in axes[0]:
+        for handle, text in zip(*axis.get_legend_handles_labels()):
+            legend.setdefault(text, handle)
+    if legend:
+        fig.legend(list(legend.values()), list(legend.keys()), loc="outside lower center", ncol=3, fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
