@@ -130,10 +130,11 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command:
         other, other_rows, other_clean = comparison_rows(folder)
         extra.append({"run_dir": str(folder), "config": other, "rows": other_rows, "clean": other_clean,
                       "verdicts": verdicts(other, other_rows, other_clean)})
-    if extra:
-        for run in [{"config": config, "rows": rows, "verdicts": found}, *extra]:
-            for row in run["rows"] + run["verdicts"]:
-                row["scale"] = _scale(run["config"])
+    if extra:  # several image sets in one table: every row says which
+        rows, found = ([{**item, "scale": _scale(config)} for item in items] for items in (rows, found))
+        for run in extra:
+            for key in ("rows", "verdicts"):
+                run[key] = [{**item, "scale": _scale(run["config"])} for item in run[key]]
     all_rows = rows + [r for run in extra for r in run["rows"]]
     all_verdicts = found + [v for run in extra for v in run["verdicts"]]
     out = Path(out)
