@@ -14,7 +14,10 @@ Tables:
   runs     one row a `sweep` / `merge` invocation: command, shard, host, log file.
 
 A kill at any moment loses at most the units in flight: SQLite's journal rolls back a
-torn transaction, and a rerun skips every unit already in `units`.
+torn transaction, and a rerun skips every unit already in `units`. Each finished unit is
+also checkpointed from the WAL into the main file, so the `.sqlite` file alone (what a
+copy, a sync or a commit that skips the ignored `-wal` side file carries) holds every
+unit a killed run had finished.
 """
 
 from __future__ import annotations
@@ -269,7 +272,13 @@ class Store:
                 (cell_id, chunk, n_selected, len(attacked), canonical_json([int(i) for i in attacked]),
                  len(rows), wall_s, time.time()))
             _update_status(connection, [cell_id])
+        self.checkpoint()
         return len(rows)
+
+    def checkpoint(self) -> None:
+        """Copies committed pages from the WAL into the main file (PASSIVE: never waits on
+        other shards' readers or writers; what they block is copied at a later checkpoint)."""
+        self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     # --- runs -------------------------------------------------------------------------
 

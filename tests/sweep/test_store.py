@@ -47,6 +47,12 @@ def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path, reference_stor
     command = [sys.executable, str(REPO / "tests" / "sweep" / "driver.py"), str(store)]
     total_units = len(units_of(toy.CONFIG))
     assert run_and_kill([*command, "committed@1"], REPO, env, expect_hang=True) == "HANG committed 1"
+    # The kill left the -wal side file behind; .gitignore (and many copy tools) drop it.
+    # The main file alone must already hold the finished unit. Copied before anything
+    # else opens the store: closing a connection may checkpoint the WAL itself.
+    main_file_only = tmp_path / "main-file-only.sqlite"
+    shutil.copyfile(store, main_file_only)
+    assert _units_in(main_file_only) == 1
     assert _units_in(store) == 1 < total_units
     assert set(table_rows(store)) < set(table_rows(reference_store))  # what is there is right
 
