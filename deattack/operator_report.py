@@ -140,7 +140,8 @@ def group_stats(group: Mapping[str, Any], baseline: Mapping[str, Any] | None,
     attacked = len(records)
     queries = [r["queries"] for r in records.values() if r["success"]]
     successes = len(queries)
-    low, high = wilson_interval(successes, attacked)
+    # No problems yet (a cell registered but not run): no interval, rather than (0, 1).
+    low, high = wilson_interval(successes, attacked) if attacked else (None, None)
     horizon = max(horizon or 0, group["budget"])
     curve = anytime_success(queries, attacked, horizon)
     stats = {
@@ -158,10 +159,12 @@ def group_stats(group: Mapping[str, Any], baseline: Mapping[str, Any] | None,
         only_variant = sum(records[k]["success"] and not baseline["records"][k]["success"] for k in shared)
         only_baseline = sum(baseline["records"][k]["success"] and not records[k]["success"] for k in shared)
         faster, slower = paired_speed(records, baseline["records"], shared)
-        stats.update(pairs=len(shared), only_variant=only_variant, only_baseline=only_baseline,
-                     paired_difference=(only_variant - only_baseline) / len(shared) if shared else None,
-                     mcnemar_p=mcnemar_exact(only_variant, only_baseline),
-                     faster=faster, slower=slower, sign_p=mcnemar_exact(faster, slower))
+        stats.update(pairs=len(shared))
+        if shared:  # no shared problems: nothing was compared, so no counts and no p-values
+            stats.update(only_variant=only_variant, only_baseline=only_baseline,
+                         paired_difference=(only_variant - only_baseline) / len(shared),
+                         mcnemar_p=mcnemar_exact(only_variant, only_baseline),
+                         faster=faster, slower=slower, sign_p=mcnemar_exact(faster, slower))
     return stats
 
 
@@ -169,7 +172,8 @@ def _queries_to_success(record: Mapping[str, Any]) -> float:
     return record["queries"] if record["success"] else math.inf
 
 
-def paired_speed(records: Mapping[tuple, Any], baseline: Mapping[tuple, Any], shared: Sequence[tuple]) -> tuple[int, int]:
+def paired_speed(records: Mapping[tuple, Any], baseline: Mapping[tuple, Any],
+                 shared: Sequence[tuple]) -> tuple[int, int]:
     """(problems the operator solves in strictly fewer queries than the baseline, problems
     the baseline solves in strictly fewer), an unsolved problem counting as infinitely
     many queries; ties (both unsolved, or the same count) are left out. The sign test on
@@ -261,7 +265,7 @@ def table_markdown(rows: Sequence[Mapping[str, Any]], baseline: str = BASELINE) 
             if r["pairs"] else "no shared problems")
         cells = [r["operator"] + ("" if r["complete"] else " (incomplete)"), str(r["n_problems"]),
                  str(r["n_seeds"]), _percent(r["success_rate"]),
-                 f"{_percent(r['ci_low'])} - {_percent(r['ci_high'])}",
+                 "-" if r["ci_low"] is None else f"{_percent(r['ci_low'])} - {_percent(r['ci_high'])}",
                  "-" if r["median_queries_success"] is None else f"{r['median_queries_success']:,.0f}"]
         cells += [_percent(r["success_at"].get(q)) for q in checkpoints]
         speed = "-" if r["faster"] is None else f"{r['faster']} / {r['slower']}"

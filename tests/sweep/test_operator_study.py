@@ -213,7 +213,7 @@ def test_anytime_success_counts_problems_solved_within_q():
 
 def _store(path, outcomes):
     """A store with one cell per operator: outcomes {operator: (mutation, [(success, queries)] per
-    image)}, lenet-like 1-pixel untargeted cells, population 10 x (4 + 1) = 50 queries."""
+    image)} (no outcomes: the cell is registered, not run), lenet-like 1-pixel untargeted cells, population 10 x (4 + 1) = 50 queries."""
     with Store(path) as store:
         store.initialize({"name": "hand"}, {"name": "hand"})
         for position, (mutation, results) in enumerate(outcomes.items()):
@@ -221,7 +221,9 @@ def _store(path, outcomes):
             attack = dataclasses.asdict(AttackConfig(population_size=10, max_generations=4, **search))
             cell_id = f"cell{position}"
             store.register_cell(cell_id, position, "lenet", "lenet", "sha", {}, {
-                "victim": "lenet", "attack": attack, "images": dataclasses.asdict(ImageSet(count=len(results)))}, 1)
+                "victim": "lenet", "attack": attack, "images": dataclasses.asdict(ImageSet(count=len(results) or 1))}, 1)
+            if not results:  # registered, not run yet
+                continue
             records = [{"image_index": i, "target": -1, "true_label": 0, "success": s, "status":
                         "success" if s else "failed", "queries": q, "pixels": []} for i, (s, q) in enumerate(results)]
             store.commit_unit(cell_id, 0, len(results), list(range(len(results))), records, 0.0)
@@ -297,6 +299,19 @@ def test_operator_report_numbers(tmp_path):
     assert (swapped["rand/1/none/constant"]["only_variant"], swapped["rand/1/none/constant"]["only_baseline"]) == (c, b)
     assert swapped["best/1/none/constant"]["mcnemar_p"] is None
     assert "vs best/1/none/constant: paired diff" in (tmp_path / "other" / "operators.md").read_text()
+
+
+def test_an_operator_with_no_problems_yet_gets_no_interval_and_no_test(tmp_path):
+    """A registered cell with no rows yet (a sweep in progress) is not "0-100 %, p = 1"."""
+    _store(tmp_path / "a.sqlite", {"rand/1": [(True, 10), (False, 50)], "best/1": []})
+    result = operator_report.build_operator_report([tmp_path / "a.sqlite"], tmp_path / "out", figures=False)
+    row = {r["operator"]: r for r in result["tables"]["lenet, 1 px, untargeted"]}["best/1/none/constant"]
+    assert row["n_problems"] == 0 and row["pairs"] == 0
+    assert row["ci_low"] is row["ci_high"] is row["mcnemar_p"] is row["sign_p"] is row["paired_difference"] is None
+    markdown = (tmp_path / "out" / "operators.md").read_text()
+    assert "| best/1/none/constant (incomplete) | 0 | 1 | - | - | - |" in markdown
+    line = next(line for line in markdown.splitlines() if line.startswith("| best/1/none/constant"))
+    assert line.endswith("| no shared problems | - | - | - |")  # no McNemar p, speed counts, sign p
 
 
 def test_every_operator_of_a_setting_is_read_over_the_same_query_range(tmp_path):
