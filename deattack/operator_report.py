@@ -156,11 +156,11 @@ def group_stats(group: Mapping[str, Any], baseline: Mapping[str, Any] | None,
     }
     if baseline is not None:
         shared = sorted(set(records) & set(baseline["records"]))
-        only_variant = sum(records[k]["success"] and not baseline["records"][k]["success"] for k in shared)
-        only_baseline = sum(baseline["records"][k]["success"] and not records[k]["success"] for k in shared)
-        faster, slower = paired_speed(records, baseline["records"], shared)
         stats.update(pairs=len(shared))
         if shared:  # no shared problems: nothing was compared, so no counts and no p-values
+            only_variant = sum(records[k]["success"] and not baseline["records"][k]["success"] for k in shared)
+            only_baseline = sum(baseline["records"][k]["success"] and not records[k]["success"] for k in shared)
+            faster, slower = paired_speed(records, baseline["records"], shared)
             stats.update(only_variant=only_variant, only_baseline=only_baseline,
                          paired_difference=(only_variant - only_baseline) / len(shared),
                          mcnemar_p=mcnemar_exact(only_variant, only_baseline),

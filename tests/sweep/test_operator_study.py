@@ -213,7 +213,8 @@ def test_anytime_success_counts_problems_solved_within_q():
 
 def _store(path, outcomes):
     """A store with one cell per operator: outcomes {operator: (mutation, [(success, queries)] per
-    image)} (no outcomes: the cell is registered, not run), lenet-like 1-pixel untargeted cells, population 10 x (4 + 1) = 50 queries."""
+    image)} (no outcomes: the cell is registered, not run), lenet-like 1-pixel untargeted
+    cells, population 10 x (4 + 1) = 50 queries."""
     with Store(path) as store:
         store.initialize({"name": "hand"}, {"name": "hand"})
         for position, (mutation, results) in enumerate(outcomes.items()):
