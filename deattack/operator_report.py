@@ -105,7 +105,7 @@ def _budget(attack: Mapping[str, Any]) -> int:
 def collect(stores: Sequence[str | os.PathLike]) -> dict[tuple, dict[str, Any]]:
     """Reads stores into {(victim, pixels, mode, targets, operator): group}.
 
-    A group holds its records keyed by (seed, image_index, target), its seeds, budget and
+    A group holds its records keyed by (seed, image_index, target), its budget and
     whether every cell is complete. Identical cells in several stores (the same cell id)
     count once, so a follow-up store may reuse the screen's cells.
     """
@@ -120,9 +120,8 @@ def collect(stores: Sequence[str | os.PathLike]) -> dict[tuple, dict[str, Any]]:
             attack = cell["config"]["attack"]
             key = (cell["victim"], cell["n_pixels"], cell["mode"], cell["targets"] if cell["mode"] == "targeted"
                    else "-", operator_label(attack))
-            group = groups.setdefault(key, {"records": {}, "seeds": set(), "budget": 0, "complete": True,
+            group = groups.setdefault(key, {"records": {}, "budget": 0, "complete": True,
                                             "search": attack.get("search", "de")})
-            group["seeds"].add(cell["seed"])
             group["budget"] = max(group["budget"], _budget(attack))
             group["complete"] &= cell["units_done"] >= cell["units_total"]
             for record in data.cell_records(cell["cell_id"]):
@@ -145,7 +144,8 @@ def group_stats(group: Mapping[str, Any], baseline: Mapping[str, Any] | None,
     horizon = max(horizon or 0, group["budget"])
     curve = anytime_success(queries, attacked, horizon)
     stats = {
-        "n_problems": attacked, "n_seeds": len(group["seeds"]), "n_success": successes,
+        # Seeds with results, not registered ones: a sweep in progress has seeds to come.
+        "n_problems": attacked, "n_seeds": len({seed for seed, _, _ in records}), "n_success": successes,
         "success_rate": successes / attacked if attacked else None, "ci_low": low, "ci_high": high,
         "median_queries_success": float(np.median(queries)) if queries else None,
         "anytime_mean": float(curve.mean()) if attacked else None,

@@ -310,9 +310,27 @@ def test_an_operator_with_no_problems_yet_gets_no_interval_and_no_test(tmp_path)
     assert row["n_problems"] == 0 and row["pairs"] == 0
     assert row["ci_low"] is row["ci_high"] is row["mcnemar_p"] is row["sign_p"] is row["paired_difference"] is None
     markdown = (tmp_path / "out" / "operators.md").read_text()
-    assert "| best/1/none/constant (incomplete) | 0 | 1 | - | - | - |" in markdown
+    assert "| best/1/none/constant (incomplete) | 0 | 0 | - | - | - |" in markdown
     line = next(line for line in markdown.splitlines() if line.startswith("| best/1/none/constant"))
     assert line.endswith("| no shared problems | - | - | - |")  # no McNemar p, speed counts, sign p
+
+
+def test_the_seeds_column_counts_seeds_with_results_not_registered_ones(tmp_path):
+    """A 3-seed cell with only seed 0 run so far reads "1 seed", not 3 (sweep in progress)."""
+    with Store(tmp_path / "s.sqlite") as store:
+        store.initialize({"name": "hand"}, {"name": "hand"})
+        for seed in (0, 1, 2):
+            attack = dataclasses.asdict(AttackConfig(population_size=10, max_generations=4, seed=seed))
+            store.register_cell(f"cell{seed}", seed, "lenet", "lenet", "sha", {}, {
+                "victim": "lenet", "attack": attack, "images": dataclasses.asdict(ImageSet(count=2))}, 1)
+        records = [{"image_index": i, "target": -1, "true_label": 0, "success": s, "status":
+                    "success" if s else "failed", "queries": q, "pixels": []}
+                   for i, (s, q) in enumerate([(True, 10), (False, 50)])]
+        store.commit_unit("cell0", 0, 2, [0, 1], records, 0.0)
+    result = operator_report.build_operator_report([tmp_path / "s.sqlite"], tmp_path / "out", figures=False)
+    row, = result["tables"]["lenet, 1 px, untargeted"]
+    assert (row["n_problems"], row["n_seeds"], row["complete"]) == (2, 1, False)
+    assert "| rand/1/none/constant (incomplete) | 2 | 1 | 50.0% |" in (tmp_path / "out" / "operators.md").read_text()
 
 
 def test_every_operator_of_a_setting_is_read_over_the_same_query_range(tmp_path):
