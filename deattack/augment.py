@@ -141,7 +141,7 @@ def de_attack(key: jax.Array, images: jax.Array, labels: jax.Array, model: Model
     params = attack.search_params()
     state = engine.init_slots(static, fitness, params, keys, variables, problems)
     state = engine.run_chunk(static, fitness, params, state, variables, problems, attack.max_generations)
-    adversarial = jax.vmap(apply_pixels)(problems.images, state.best_member)
+    adversarial = jax.vmap(apply_pixels)(problems.images, fitness.project(problems.images, state.best_member))
     return images.at[chosen].set(jax.lax.stop_gradient(adversarial).astype(images.dtype))
 
 

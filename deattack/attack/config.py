@@ -22,7 +22,7 @@ FORWARDS = ("full", "incremental")
 _DE_ONLY_FIELDS = ("mutation", "crossover", "adaptation", "differential_weight", "crossover_rate", "init")
 # Fields added after stores and result folders were first written: left out of
 # search_key() at these defaults, so those stores keep their keys and still resume.
-FIELDS_ADDED_LATER = {"search": "de"}
+FIELDS_ADDED_LATER = {"search": "de", "neighbour_radius": 0.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +68,12 @@ class AttackConfig:
         (deattack.de.cma_es: lambda = population_size samples a generation, the same
         P * (max_generations + 1) budget and bound handling as DE; the DE-only fields
         mutation, crossover, adaptation, F, CR and init must stay at their defaults).
+      neighbour_radius: 0 (the paper's attack: any colour), or r > 0: every candidate
+        colour is clipped, per channel, to within r levels of the median of its
+        location's 8 neighbours in the clean image (deattack.attack.confine), the search
+        of an attacker who knows an outlier repair (`repair:threshold=T`: r = T keeps a
+        lone pixel under its test); candidates are scored and recorded as clipped. DE
+        and CMA-ES only (the corner scan's colours are fixed), [0, 255].
     """
 
     pixels: int = 1
@@ -93,6 +99,7 @@ class AttackConfig:
     seed: int = 0
     search: str = "de"
     forward: str = "full"
+    neighbour_radius: float = 0.0
 
     def __post_init__(self):
         _check_types(self)
@@ -125,6 +132,11 @@ class AttackConfig:
                         f"search='cma-es' has no {field} (a DE setting; CMA-ES samples its own adapted "
                         f"Gaussian from the box's centre): leave {field} at {defaults[field]!r}, "
                         f"got {getattr(self, field)!r}")
+        if not 0.0 <= self.neighbour_radius <= 255.0:
+            raise ValueError(f"neighbour_radius must be in [0, 255] (0 = colours unconstrained), "
+                             f"got {self.neighbour_radius}")
+        if self.search == "exhaustive" and self.neighbour_radius:
+            raise ValueError("search='exhaustive' scans the colour cube's corners; it has no neighbour_radius")
         if not 0.0 <= self.confidence < 1.0:
             raise ValueError(f"confidence must be in [0, 1), got {self.confidence}")
         if self.max_generations < 0:
@@ -201,6 +213,7 @@ _NUMERIC_FIELDS = {
     "pixels": (int, 1), "population_size": (int, 1), "max_generations": (int, 0), "slots": (int, 1),
     "chunk_generations": (int, 1), "microbatch": (int, 0), "devices": (int, 0), "seed": (int, 0),
     "confidence": (float, None), "differential_weight": (float, None), "crossover_rate": (float, None),
+    "neighbour_radius": (float, None),
 }
 # The DE state counts generations and queries in int32; a problem's budget must fit.
 _MAX_QUERIES = 2**31 - 1

@@ -20,7 +20,7 @@ from flax import struct
 
 from deattack import de
 from deattack.de import cma_es
-from deattack.attack import criteria, encoding, incremental
+from deattack.attack import confine, criteria, encoding, incremental
 from deattack.attack.config import AttackConfig
 from deattack.attack.perturb import apply_pixels
 
@@ -94,6 +94,14 @@ class CandidateFitness:
     microbatch: int
     # forward="incremental": the victim cut after its first convolution (None = full forward).
     split: incremental.FirstConvSplit | None = None
+    # config.neighbour_radius: candidates are scored as their projection (deattack.attack.confine).
+    neighbour_radius: float = 0.0
+
+    def project(self, images: jax.Array, genes: jax.Array) -> jax.Array:
+        """The candidates [N, D] of images [N, H, W, C] as they are scored (and to be recorded)."""
+        if not self.neighbour_radius:
+            return genes
+        return confine.confine_batch(images, genes, self.neighbour_radius)
 
     def logits(self, candidates: jax.Array, variables: Any, problems: Problems,
                active: jax.Array) -> jax.Array:
@@ -128,6 +136,7 @@ class CandidateFitness:
             start = chunk * size
             chunk_genes = jax.lax.dynamic_slice_in_dim(packed_genes, start, size)
             chunk_owners = jax.lax.dynamic_slice_in_dim(packed_owners, start, size)
+            chunk_genes = self.project(problems.images[chunk_owners], chunk_genes)
             if split is None:
                 images = jax.vmap(apply_pixels)(problems.images[chunk_owners], chunk_genes)
                 chunk_logits = self.apply_fn(variables, images)
@@ -168,7 +177,8 @@ def make_fitness(config: AttackConfig, apply_fn: Callable, variables: Any = None
         flops = forward_flops(apply_fn, variables, image_shape) if variables is not None else None
         microbatch = default_microbatch(config.population_size, flops_per_image=flops)
     return CandidateFitness(apply_fn=apply_fn, mode=config.mode, fitness=config.fitness,
-                            confidence=float(config.confidence), microbatch=microbatch, split=split)
+                            confidence=float(config.confidence), microbatch=microbatch, split=split,
+                            neighbour_radius=float(config.neighbour_radius))
 
 
 # The optimiser's state and params: DE's, or CMA-ES's for search="cma-es".

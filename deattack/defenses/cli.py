@@ -7,6 +7,7 @@ and printing live here only.
   deattack defenses configs/defenses.py --out runs/defenses/resnet20 --report docs/results/defenses.md --report-only
   deattack defenses configs/defenses.py:resnet20_trained --out DIR --shard 4/12   # one adaptive cell (of 12)
   deattack defenses configs/defenses.py:resnet20_wrappers --out W --reuse DIR --reuse-only   # twin cells from DIR
+  deattack defenses configs/defenses.py:resnet20_wrappers --out W --only aware --shard 2/6   # one repair-aware cell
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def _defenses(args) -> int:
             bar.set_postfix(cells=f"{progress.cells_done}/{progress.cells_total}", refresh=True)
 
         run_defenses(config, out, on_progress=on_progress, command=command, shard=args.shard,
-                     reuse=args.reuse, reuse_only=args.reuse_only)
+                     reuse=args.reuse, reuse_only=args.reuse_only, only=tuple(args.only))
         for bar in bars.values():
             bar.close()
     report = write_report(out, args.report or out / "defenses.md", command=command,
@@ -89,6 +90,9 @@ def add_defense_commands(subparsers) -> None:
     parser.add_argument("--shard", default="0/1",
                         help="i/n: run only unit u with u mod n == i of each sweep, into the same --out "
                              "(one cell of a large evaluation, or n jobs side by side)")
+    parser.add_argument("--only", action="append", default=[], metavar="SWEEP",
+                        help="run only this sweep: default, adaptive or aware (repeatable; --shard then "
+                             "counts its units), e.g. the aware sweep of a folder whose others ran")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set images.count=20 --set pixels=1,3")
     parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")

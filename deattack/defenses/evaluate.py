@@ -41,6 +41,18 @@ from deattack.sweep import GRID_KEYS, ImageSet, SweepConfig, SweepProgress
 
 HOLD_MARGIN = 0.10  # success-rate points a defense must stay below its twin to "hold"
 _GRID_DEFAULTS = AttackConfig()
+# Fields added after run folders were first written, at the defaults those folders ran with.
+_FIELDS_ADDED_LATER = {"aware_attack": True}
+
+
+def repair_threshold(spec: str) -> float | None:
+    """The outlier repair's threshold in a wrapper spec ("repair:threshold=32+lenet" -> 32.0), else None."""
+    from deattack.defenses.wrappers import split_victim_spec
+
+    if "+" not in spec:
+        return None
+    thresholds = [dict(d.options)["threshold"] for d in split_victim_spec(spec)[0] if d.name == "repair"]
+    return thresholds[-1] if thresholds else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +70,11 @@ class DefenseEvalConfig:
       adaptive_pixels: its pixel counts ("more pixels").
       clean_images: the first N test images for clean accuracy.
       chunk_images: images per sweep unit.
+      aware_attack: wrappers with an outlier repair are also attacked end to end with
+        every colour kept within the repair's threshold of its clean neighbours' median
+        (AttackConfig.neighbour_radius; deattack.attack.confine), where a lone pixel
+        passes the repair: the "aware" sweep, `attack` otherwise. Their adaptive success
+        is the stronger of it and the plain end-to-end attack.
       note: the conclusion, written after reading the numbers (printed in the report).
     """
 
@@ -72,6 +89,7 @@ class DefenseEvalConfig:
     adaptive_pixels: tuple[int, ...] = (1, 3, 5, 10)
     clean_images: int = 10000
     chunk_images: int = 16
+    aware_attack: bool = True
     note: str = ""
 
     def __post_init__(self):
@@ -89,6 +107,8 @@ class DefenseEvalConfig:
         for field in ("pixels", "adaptive_pixels", "modes"):
             value = getattr(self, field)
             object.__setattr__(self, field, tuple(value) if isinstance(value, (list, tuple)) else (value,))
+        if not isinstance(self.aware_attack, bool):
+            raise ValueError(f"aware_attack must be True or False, got {self.aware_attack!r}")
         if not isinstance(self.clean_images, int) or self.clean_images < 1:
             raise ValueError(f"clean_images must be an integer >= 1, got {self.clean_images!r}")
         self.sweeps()  # grid values, attacks and image set are checked by SweepConfig
@@ -101,7 +121,9 @@ class DefenseEvalConfig:
 
     def sweeps(self) -> dict[str, SweepConfig]:
         """{"default": every victim, the default attack; "adaptive": trained defenses and
-        their twins, the adaptive attack (absent without trained defenses)}."""
+        their twins, the adaptive attack (absent without trained defenses); "aware": the
+        wrappers with an outlier repair, the default attack with colours confined under
+        its threshold (absent without them or with aware_attack off)}."""
         sweeps = {"default": _sweep(f"{self.name}-default", self.victims(), self.pixels, self.modes,
                                     self.attack, self.images, self.chunk_images)}
         trained = tuple(dict.fromkeys(name for d, twin in self.pairs if self.kind(d) == "trained"
@@ -109,6 +131,15 @@ class DefenseEvalConfig:
         if trained:
             sweeps["adaptive"] = _sweep(f"{self.name}-adaptive", trained, self.adaptive_pixels, self.modes,
                                         self.adaptive_attack, self.images, self.chunk_images)
+        repaired = {d: repair_threshold(d) for d, _ in self.pairs if self.kind(d) == "wrapper"}
+        repaired = {d: t for d, t in repaired.items() if t is not None}
+        if self.aware_attack and repaired:
+            if len(set(repaired.values())) > 1:
+                raise ValueError(f"the aware sweep confines colours to one radius, but the repairs' thresholds "
+                                 f"differ: {repaired}; evaluate them in separate configs")
+            attack = dataclasses.replace(self.attack, neighbour_radius=next(iter(repaired.values())))
+            sweeps["aware"] = _sweep(f"{self.name}-aware", tuple(repaired), self.pixels, self.modes,
+                                     attack, self.images, self.chunk_images)
         return sweeps
 
     def to_json(self) -> dict[str, Any]:
@@ -119,7 +150,7 @@ def _comparable(config_json: dict[str, Any]) -> dict[str, Any]:
     """A saved config without its note, attack fields added since it was written at their
     defaults (a folder written before a field existed ran with its default)."""
     defaults = dataclasses.asdict(AttackConfig())
-    out = {k: v for k, v in config_json.items() if k != "note"}
+    out = {**_FIELDS_ADDED_LATER, **{k: v for k, v in config_json.items() if k != "note"}}
     for key in ("attack", "adaptive_attack"):
         if isinstance(out.get(key), dict):
             out[key] = {**defaults, **out[key]}
@@ -229,6 +260,7 @@ def run_defenses(
     shard: tuple[int, int] | str = (0, 1),
     reuse: Sequence[str | os.PathLike] = (),
     reuse_only: bool = False,
+    only: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Clean accuracy, the sweeps, the transfer attack; resumable (the sweeps resume).
 
@@ -249,6 +281,8 @@ def run_defenses(
         either of their stores.
       reuse_only: copy what `reuse` has, run no unit, then the transfer attack on what
         is there (the oblivious attack on wrappers needs only the twin's cells).
+      only: run only these sweeps ("default", "adaptive", "aware"; empty = all), e.g. the
+        aware sweep of a folder whose other sweeps ran before; `shard` then counts its units.
 
     Returns:
       {"clean": ..., "sweeps": {kind: run_sweep summary}, "transfer": rows}.
@@ -260,6 +294,10 @@ def run_defenses(
     from deattack.sweep import parse_shard, run_sweep
 
     shard = parse_shard(shard)  # a bad shard is refused before the folder is touched
+    sweeps = config.sweeps()
+    unknown = sorted(set(only) - set(sweeps))
+    if unknown:
+        raise ValueError(f"--only {', '.join(unknown)}: this evaluation's sweeps are {', '.join(sweeps)}")
     reuse_stores = []
     for folder in map(Path, reuse):
         stores = [path for path in (folder / "default.sqlite", folder / "adaptive.sqlite") if path.is_file()]
@@ -295,7 +333,9 @@ def run_defenses(
     clean_path.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
 
     summaries = {}
-    for kind, sweep in config.sweeps().items():
+    for kind, sweep in sweeps.items():
+        if only and kind not in only:
+            continue
         callback = (lambda progress, kind=kind: on_progress(kind, progress)) if on_progress else None
         summaries[kind] = run_sweep(sweep, out / f"{kind}.sqlite", victims=loaded,
                                     datasets={config.images.split: split(config.images.split)},
@@ -341,6 +381,7 @@ def comparison_rows(run_dir: str | os.PathLike) -> tuple[DefenseEvalConfig, list
     clean = json.loads((run_dir / "clean.json").read_text()) if (run_dir / "clean.json").is_file() else {}
     default = _stats_by_cell(run_dir / "default.sqlite")
     adaptive = _stats_by_cell(run_dir / "adaptive.sqlite")
+    aware = _stats_by_cell(run_dir / "aware.sqlite")
     transfer_path = run_dir / "transfer.json"
     transferred = {(r["defended"], r["n_pixels"], r["mode"]): r
                    for r in (json.loads(transfer_path.read_text()) if transfer_path.is_file() else [])}
@@ -350,19 +391,35 @@ def comparison_rows(run_dir: str | os.PathLike) -> tuple[DefenseEvalConfig, list
         pixels = sorted(set(config.pixels) | (set(config.adaptive_pixels) if kind == "trained" else set()))
         for mode in config.modes:
             for k in pixels:
+                extra = {}
                 if kind == "wrapper":
-                    cells = {"default_defended": transferred.get((defended, k, mode)),
-                             "default_twin": default.get((twin, k, mode)),
-                             "adaptive_defended": default.get((defended, k, mode)),
-                             "adaptive_twin": default.get((twin, k, mode))}
+                    end_to_end = _pick(default.get((defended, k, mode)))
+                    knowing = _pick(aware.get((defended, k, mode)))
+                    strongest, by = _stronger(end_to_end, knowing)
+                    cells = {"default_defended": _pick(transferred.get((defended, k, mode))),
+                             "default_twin": _pick(default.get((twin, k, mode))),
+                             "adaptive_defended": strongest,
+                             "adaptive_twin": _pick(default.get((twin, k, mode)))}
+                    extra = {"adaptive_by": by, "end_to_end_defended": end_to_end, "aware_defended": knowing}
                 else:
-                    cells = {"default_defended": default.get((defended, k, mode)),
-                             "default_twin": default.get((twin, k, mode)),
-                             "adaptive_defended": adaptive.get((defended, k, mode)),
-                             "adaptive_twin": adaptive.get((twin, k, mode))}
+                    cells = {name: _pick(stats) for name, stats in (
+                        ("default_defended", default.get((defended, k, mode))),
+                        ("default_twin", default.get((twin, k, mode))),
+                        ("adaptive_defended", adaptive.get((defended, k, mode))),
+                        ("adaptive_twin", adaptive.get((twin, k, mode))))}
                 rows.append({"defended": defended, "twin": twin, "kind": kind, "n_pixels": k, "mode": mode,
-                             **{name: _pick(stats) for name, stats in cells.items()}})
+                             **cells, **extra})
     return config, rows, clean
+
+
+def _stronger(end_to_end: dict[str, Any] | None, aware: dict[str, Any] | None) -> tuple[dict | None, str | None]:
+    """A wrapper's adaptive cell: the attack with the higher success rate on the same
+    problems (a tie or a missing aware cell: the plain end-to-end one), and which it was."""
+    if aware is None or aware["success_rate"] is None:
+        return end_to_end, "end to end" if end_to_end else None
+    if end_to_end is None or end_to_end["success_rate"] is None or aware["success_rate"] > end_to_end["success_rate"]:
+        return aware, "aware"
+    return end_to_end, "end to end"
 
 
 def verdicts(config: DefenseEvalConfig, rows: list[dict[str, Any]],

@@ -156,7 +156,10 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command:
         *[_also_line(run["run_dir"], run["config"], config) for run in extra],
         "- wrappers (`DEFENSE+victim`): *default* = the attack on the undefended twin, its output fed to the "
         "wrapped system (an attacker who ignores the defense); *adaptive* = the same attack run end to end "
-        "through the wrapper (the transform is part of the model it queries).",
+        "through the wrapper (the transform is part of the model it queries), and for an outlier repair "
+        "also with every colour kept within the repair's threshold of its clean 8 neighbours' median, "
+        "where a lone pixel passes it (`neighbour_radius`, the *aware* sweep): the stronger of the two "
+        "on the same problems, `†` where it is the aware one.",
         f"- a defense **holds** when its adaptive success stays at least {100 * HOLD_MARGIN:.0f} points below "
         "the undefended twin's under the same attack at every pixel count and mode where the twin is fooled "
         f"at least {100 * HOLD_MARGIN:.0f}% of the time; the drop columns are over those cells.",
@@ -186,7 +189,8 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command:
             ("Defense", lambda r: f"`{r['defended']}`"), *images_column, ("Pixels", lambda r: str(r["n_pixels"])),
             ("Default: defended", lambda r: _rate(r["default_defended"])),
             ("Default: twin", lambda r: _rate(r["default_twin"])),
-            ("Adaptive: defended", lambda r: _rate(r["adaptive_defended"])),
+            ("Adaptive: defended", lambda r: _rate(r["adaptive_defended"])
+             + ("†" if r.get("adaptive_by") == "aware" else "")),
             ("Adaptive: twin", lambda r: _rate(r["adaptive_twin"])),
             ("Median queries to success (default / adaptive, defended)",
              lambda r: f"{_queries(r['default_defended'])} / {_queries(r['adaptive_defended'])}"),

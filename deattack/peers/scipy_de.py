@@ -134,6 +134,8 @@ def scipy_attack(victim, images: np.ndarray, labels: np.ndarray, config: AttackC
 
     if config.mode == "targeted" and targets is None:
         raise ValueError("targeted scipy runs need targets [N] (one target class an image)")
+    if config.neighbour_radius:
+        raise ValueError("the scipy peer runs the paper's unconstrained colours: neighbour_radius must be 0")
     images = np.asarray(images, np.float32)
     labels = np.asarray(labels, np.int64)
     indices = np.arange(len(images)) if image_indices is None else np.asarray(image_indices, np.int64)

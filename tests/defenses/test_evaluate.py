@@ -141,7 +141,8 @@ def test_a_folder_written_before_a_new_attack_field_still_resumes(evaluated, tmp
     shutil.copytree(evaluated["out"], old)
     saved = json.loads((old / "config.json").read_text())
     for key in ("attack", "adaptive_attack"):
-        del saved[key]["forward"]
+        del saved[key]["forward"], saved[key]["neighbour_radius"]
+    del saved["aware_attack"]
     (old / "config.json").write_text(json.dumps(saved))
     with numerics():
         again = run_defenses(CONFIG, old, **evaluated["inputs"])
@@ -282,3 +283,66 @@ def test_the_verdict_rule(cells, verdict):
     assert found["accuracy_cost"] == pytest.approx(0.02)
     counted = [(d - c) for a, b, c, d in cells if c is not None and d is not None and d >= 0.1]
     assert found["min_adaptive_drop"] == (pytest.approx(min(counted)) if counted else None)
+
+
+# --- the aware sweep: repair wrappers attacked with colours under the repair's threshold ---
+
+
+def test_a_repair_wrapper_gets_an_aware_sweep_with_its_threshold_as_radius():
+    config = dataclasses.replace(CONFIG, pairs=(("median3+toy", "toy"), ("repair:threshold=32+toy", "toy")))
+    sweeps = config.sweeps()
+    assert set(sweeps) == {"default", "aware"}  # no trained defense: no adaptive sweep
+    assert sweeps["aware"].victims == ("repair:threshold=32+toy",)
+    assert sweeps["aware"].attack.neighbour_radius == 32.0
+    assert sweeps["default"].attack.neighbour_radius == 0.0
+    assert dataclasses.replace(sweeps["aware"].attack, neighbour_radius=0.0) == sweeps["default"].attack
+    assert "aware" not in CONFIG.sweeps()  # no repair: nothing to be aware of
+    assert "aware" not in dataclasses.replace(config, aware_attack=False).sweeps()
+    with pytest.raises(ValueError, match="thresholds differ"):
+        dataclasses.replace(config, pairs=(("repair:threshold=32+toy", "toy"), ("repair+toy", "toy"))).sweeps()
+    with pytest.raises(ValueError, match="aware_attack"):
+        dataclasses.replace(config, aware_attack="yes")
+
+
+def test_only_the_aware_sweep_runs_and_the_stronger_attack_is_the_adaptive_cell(evaluated, tmp_path):
+    """--only aware into a folder whose default sweep ran: the aware cells run alone; each
+    adaptive cell of the repair wrapper is the stronger of end to end and aware (marked †)."""
+    from tests.defenses.conftest import numerics
+
+    config = dataclasses.replace(CONFIG, name="toy_repair", pairs=(("repair:threshold=64+toy", "toy"),))
+    folder = tmp_path / "repair"
+    with numerics():
+        first = run_defenses(config, folder, only=("default",), **evaluated["inputs"])
+        assert set(first["sweeps"]) == {"default"} and not (folder / "aware.sqlite").exists()
+        second = run_defenses(config, folder, only=("aware",), **evaluated["inputs"])
+    assert set(second["sweeps"]) == {"aware"} and second["sweeps"]["aware"]["units_run"] >= 1
+    report = write_report(folder, tmp_path / "repair.md", figures=False)
+    (row,) = report["rows"]
+    end_to_end, aware = row["end_to_end_defended"], row["aware_defended"]
+    assert end_to_end["n_attacked"] == aware["n_attacked"] > 0  # the same problems
+    stronger = aware if aware["success_rate"] > end_to_end["success_rate"] else end_to_end
+    assert row["adaptive_defended"] == stronger
+    assert row["adaptive_by"] == ("aware" if stronger is aware else "end to end")
+    text = (tmp_path / "repair.md").read_text()
+    assert ("†" in text.split("## Attack success")[1]) == (row["adaptive_by"] == "aware")
+    mirror = lambda i: abs(i) if i < 32 else 62 - i  # noqa: E731  (numpy "reflect" on 32 pixels)
+    data = load(folder / "aware.sqlite")
+    for record in data.cell_records(data.cells[0]["cell_id"]):
+        (x, y, *colour), = record["pixels"]
+        image = evaluated["images"][record["image_index"]].astype(np.float64)
+        neighbours = [image[mirror(y + dy), mirror(x + dx)] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                      if (dy, dx) != (0, 0)]
+        assert np.all(np.abs(np.asarray(colour) - np.median(neighbours, axis=0)) <= 64)
+    with pytest.raises(ValueError, match="--only adaptive"):
+        run_defenses(config, folder, only=("adaptive",), **evaluated["inputs"])
+
+
+@pytest.mark.parametrize("end_to_end, aware, by", [
+    (0.2, 0.5, "aware"), (0.5, 0.2, "end to end"), (0.3, 0.3, "end to end"), (0.3, None, "end to end"),
+    (None, 0.1, "aware"), (None, None, None)])
+def test_the_stronger_of_the_two_wrapper_attacks(end_to_end, aware, by):
+    from deattack.defenses.evaluate import _stronger
+
+    cell, chosen = _stronger(_cell(end_to_end), _cell(aware))
+    assert chosen == by
+    assert cell == {"aware": _cell(aware), "end to end": _cell(end_to_end), None: None}[by]
