@@ -12,7 +12,7 @@ endif
 
 DEMO_ARGS ?= --model resnet20 --pixels 1 --mode untargeted --images 10 --out runs/demo
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 $(BIN)/deattack: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ demo: $(BIN)/deattack
 test: $(BIN)/deattack
 	@rm -f .pytest-exit-code
 	@$(BIN)/python -m pytest -q; rc=$$?; echo $$rc > .pytest-exit-code; exit $$rc
+
+lint: $(BIN)/deattack
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt -e ".[lint]"
+	$(BIN)/ruff check deattack tests configs scripts
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .pytest-exit-code

@@ -2,7 +2,8 @@
 clean accuracy, 1/3/5-pixel untargeted and targeted (one random target an image)
 success and median queries, under the default attack (the paper's DE/rand/1, population
 400, 100 generations) and under an attack that knows the defense (wrappers: attacked end
-to end; trained defenses: margin fitness, 200 generations, up to 10 pixels).
+to end, and repair also with its colours kept under the repair's threshold, the "aware"
+sweep; trained defenses: margin fitness, 200 generations, up to 10 pixels).
 
   deattack defenses configs/defenses.py:smoke  --out runs/defenses/smoke     # ~2-4 min on 2 CPU cores
   deattack defenses configs/defenses.py:lenet  --out runs/defenses/lenet --report docs/results/defenses_lenet.md
@@ -19,7 +20,8 @@ lenet variant ~5-6 h on 2 free CPU cores (~7,000 queries/s; --set images.count=3
 ~1.5 h); the resnet20 one ~50 h on 2 CPU cores (~850 queries/s), so GPU work (~1 h).
 Rerunning the same command resumes; `--report-only` rewrites the report; `--shard i/n`
 runs only unit u with u mod n == i of each sweep (resnet20_trained's adaptive sweep has one
-unit a cell, 12 cells: `--shard 4/12` is the twin's 3-pixel untargeted cell).
+unit a cell, 12 cells: `--shard 4/12` is the twin's 3-pixel untargeted cell); `--only aware
+--shard 2/6` runs the wrappers' repair-aware 3-pixel untargeted cell alone.
 """
 
 import dataclasses
@@ -67,4 +69,5 @@ def get_config(variant: str = "") -> DefenseEvalConfig:
             attack=dataclasses.replace(config.attack, **small),
             adaptive_attack=dataclasses.replace(config.adaptive_attack, **small), adaptive_pixels=(1, 3),
             clean_images=500)
-    raise ValueError(f"defenses has no variant {variant!r}; known: resnet20, resnet20_wrappers, resnet20_trained, lenet, smoke")
+    raise ValueError(f"defenses has no variant {variant!r}; known: resnet20, resnet20_wrappers, "
+                     "resnet20_trained, lenet, smoke")

@@ -213,7 +213,8 @@ def get_config(variant: str = "screen") -> SweepConfig:
             resnet20, name="operators-head-to-head-resnet20", seeds=(0,),
             variants=tuple(VARIANTS[n] for n in (BASELINE, DEFAULT))),
         "pilot": dataclasses.replace(
-            screen, name="operators-pilot", pixels=(1,), images=ImageSet(split="test", start=0, count=34, correct_only=True),
+            screen, name="operators-pilot", pixels=(1,),
+            images=ImageSet(split="test", start=0, count=34, correct_only=True),
             chunk_images=25, variants=tuple(VARIANTS[n] for n in PILOT)),
         "smoke": dataclasses.replace(
             screen, name="operators-smoke", images=ImageSet(split="test", start=0, count=2, correct_only=True),

@@ -61,7 +61,8 @@ def device_name() -> str:
 
 def _microbatch(victim, config, images) -> int:
     from deattack.attack.engine import make_fitness
-    return make_fitness(config, victim.apply_fn, victim.variables, np.shape(images)[1:], module=victim.module).microbatch
+    fitness = make_fitness(config, victim.apply_fn, victim.variables, np.shape(images)[1:], module=victim.module)
+    return fitness.microbatch
 
 
 def peak_memory() -> dict[str, float | None]:

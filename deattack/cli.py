@@ -6,7 +6,6 @@ Progress bars and printing live here only; everything else is importable.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -145,7 +144,6 @@ def _attack_config(args):
 
 
 def _attack(args) -> int:
-    import numpy as np
     from tqdm import tqdm
 
     from deattack import data

@@ -54,7 +54,8 @@ def _load_arrays(split: str, folder: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"CIFAR-10 arrays unreadable: {path} ({type(error).__name__}: {error}); "
                            f"{ARRAYS_ENV} must name a folder of train.npz/test.npz from "
                            "scripts/pack_cifar.py unpack") from None
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE or labels.shape != images.shape[:1]:
+    if (images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE
+            or labels.shape != images.shape[:1]):
         raise DatasetError(f"CIFAR-10 arrays in {path} have images {images.dtype}{list(images.shape)} and labels "
                            f"{list(labels.shape)}; expected uint8 [N, 32, 32, 3] and [N]")
     if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from deattack.attack import AttackConfig, attack
+from deattack.attack import AttackConfig
 from deattack.attack.exhaustive import CHUNK, ExhaustiveRunner, corner_candidates, scan_order
 from deattack.attack.runner import build_problems
 from deattack.attack.encoding import decode

@@ -137,7 +137,8 @@ def test_the_check_runs_once_per_weights(monkeypatch):
     module = get_model("lenet")
     variables = _init(module)
     first = incremental.split_first_conv(module, variables)
-    assert incremental.split_first_conv(module, jax.tree.map(jnp.array, variables)) is first  # equal weights, new arrays
+    # Equal weights in new arrays: the cached split.
+    assert incremental.split_first_conv(module, jax.tree.map(jnp.array, variables)) is first
     assert len(calls) == 1
     other = module.init(jax.random.key(1), jnp.zeros((1, *IMAGE_SHAPE), jnp.float32))
     incremental.split_first_conv(module, other)

@@ -1,6 +1,5 @@
 """The engine's contracts: invariance, determinism, NaN, freezing, queries, jit."""
 
-import functools
 
 import jax
 import jax.numpy as jnp

@@ -11,7 +11,7 @@ import jax
 import pytest
 
 from deattack import sweep
-from deattack.sweep import SweepConfig, expand
+from deattack.sweep import expand
 from tests.sweep import toy
 
 # 4 attack configs that need 4 programs, x 2 seeds that share them.

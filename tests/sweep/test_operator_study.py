@@ -222,7 +222,8 @@ def _store(path, outcomes):
             attack = dataclasses.asdict(AttackConfig(population_size=10, max_generations=4, **search))
             cell_id = f"cell{position}"
             store.register_cell(cell_id, position, "lenet", "lenet", "sha", {}, {
-                "victim": "lenet", "attack": attack, "images": dataclasses.asdict(ImageSet(count=len(results) or 1))}, 1)
+                "victim": "lenet", "attack": attack,
+                "images": dataclasses.asdict(ImageSet(count=len(results) or 1))}, 1)
             if not results:  # registered, not run yet
                 continue
             records = [{"image_index": i, "target": -1, "true_label": 0, "success": s, "status":
