@@ -48,6 +48,7 @@ _VALID = {
     "slots": st.integers(1, 16), "chunk_generations": st.integers(1, 20), "microbatch": st.integers(0, 128),
     "devices": st.integers(0, 4), "seed": st.integers(0, 2**32 - 1), "confidence": st.floats(0.0, 0.99),
     "differential_weight": st.floats(0.01, 2.0), "crossover_rate": st.floats(0.0, 1.0),
+    "neighbour_radius": st.one_of(st.just(0.0), st.floats(0.0, 255.0)),
 }
 FIELD_STRATEGIES = {
     **{field: _mostly(_VALID[field], _bad_integer if kind is int else _bad_number)
@@ -73,7 +74,7 @@ def test_config_is_valid_or_a_value_error_naming_a_given_field(fields):
         assert type(value) is kind and not (kind is int and value < least), (field, value)
     assert config.population_size >= MIN_POPULATION_SIZE[config.mutation]
     assert 0 < config.differential_weight <= 2 and 0 <= config.crossover_rate <= 1
-    assert 0 <= config.confidence < 1 and 0 <= config.seed < 2**32
+    assert 0 <= config.confidence < 1 and 0 <= config.seed < 2**32 and 0 <= config.neighbour_radius <= 255
     assert config.max_queries == config.population_size * (config.max_generations + 1) < 2**31
     assert {config.mutation, config.crossover, config.adaptation} <= {*MUTATIONS, *CROSSOVERS, *ADAPTATIONS}
     assert type(config.refill) is bool
