@@ -23,18 +23,11 @@ import jax
 import jax.numpy as jnp
 
 from deattack.attack.encoding import GENES_PER_PIXEL, decode
-
-_NEIGHBOURS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))
-
-
-def _mirror(index: jax.Array, size: int) -> jax.Array:
-    """numpy "reflect" padding's index map (the edge is not repeated): -1 -> 1, size -> size - 2."""
-    index = jnp.abs(index)
-    return jnp.where(index >= size, 2 * (size - 1) - index, index)
+from deattack.defenses.wrappers import neighbour_median
 
 
 def neighbour_medians(image: jax.Array, columns_rows: jax.Array) -> jax.Array:
-    """Median of the 8 neighbours of each location, per channel (mean of the 4th and 5th).
+    """Median of the 8 neighbours of each location, per channel (outlier_repair's statistic).
 
     Args:
       image: [H, W, C] in [0, 255].
@@ -43,23 +36,19 @@ def neighbour_medians(image: jax.Array, columns_rows: jax.Array) -> jax.Array:
     Returns:
       float32 [K, C].
     """
-    height, width = image.shape[:2]
-    columns, rows = columns_rows[:, 0], columns_rows[:, 1]
-    values = jnp.stack([image[_mirror(rows + dy, height), _mirror(columns + dx, width)]
-                        for dy, dx in _NEIGHBOURS]).astype(jnp.float32)  # [8, K, C]
-    ordered = jnp.sort(values, axis=0)
-    return 0.5 * (ordered[3] + ordered[4])
+    return neighbour_median(image[None])[0][columns_rows[:, 1], columns_rows[:, 0]]
 
 
-def confine(image: jax.Array, genes: jax.Array, radius: float) -> jax.Array:
-    """One candidate's genes [5K] with its colours within `radius` of their neighbourhood medians.
+def confine_to_medians(medians: jax.Array, genes: jax.Array, radius: float) -> jax.Array:
+    """One candidate's genes [5K] with its colours within `radius` of `medians` [H, W, C]
+    (neighbour_median of its clean image) at its locations.
 
     Coordinates are unchanged; each colour gene becomes an integer in
     [ceil(m - radius), floor(m + radius)] ∩ [0, 255], so decoding's rounding cannot push it
     out again.
     """
     columns_rows, colours = decode(genes)
-    median = neighbour_medians(image, columns_rows)
+    median = medians[columns_rows[:, 1], columns_rows[:, 0]]
     low = jnp.clip(jnp.ceil(median - radius), 0.0, 255.0)
     high = jnp.clip(jnp.floor(median + radius), 0.0, 255.0)
     pixels = genes.reshape(-1, GENES_PER_PIXEL)
@@ -67,6 +56,11 @@ def confine(image: jax.Array, genes: jax.Array, radius: float) -> jax.Array:
     return jnp.concatenate([pixels[:, :2], confined], axis=-1).reshape(genes.shape)
 
 
+def confine(image: jax.Array, genes: jax.Array, radius: float) -> jax.Array:
+    """One candidate's genes [5K] confined near the neighbour medians of its clean image [H, W, C]."""
+    return confine_to_medians(neighbour_median(image[None])[0], genes, radius)
+
+
 def confine_batch(images: jax.Array, genes: jax.Array, radius: float) -> jax.Array:
     """[N, H, W, C] x [N, 5K] -> [N, 5K]: `confine` for each image's candidate."""
-    return jax.vmap(confine, in_axes=(0, 0, None))(images, genes, radius)
+    return jax.vmap(confine_to_medians, in_axes=(0, 0, None))(neighbour_median(images), genes, radius)

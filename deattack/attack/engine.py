@@ -23,6 +23,7 @@ from deattack.de import cma_es
 from deattack.attack import confine, criteria, encoding, incremental
 from deattack.attack.config import AttackConfig
 from deattack.attack.perturb import apply_pixels
+from deattack.defenses.wrappers import neighbour_median
 
 # fold_in tag of a problem's initial population; DE generations use 0, 1, 2, ...
 _POPULATION_TAG = 2**31 - 2
@@ -131,18 +132,23 @@ class CandidateFitness:
         split = self.split
         if split is not None:  # the clean images' first layer, once a generation for all slots
             padded_stems = split.pad_stem(split.stem(variables, problems.images))
+        if self.neighbour_radius:  # the clean images' neighbour medians, once a generation for all slots
+            medians = neighbour_median(problems.images)
 
         def forward(chunk, packed_logits):
             start = chunk * size
             chunk_genes = jax.lax.dynamic_slice_in_dim(packed_genes, start, size)
             chunk_owners = jax.lax.dynamic_slice_in_dim(packed_owners, start, size)
-            chunk_genes = self.project(problems.images[chunk_owners], chunk_genes)
+            chunk_images = problems.images[chunk_owners]
+            if self.neighbour_radius:
+                chunk_genes = jax.vmap(confine.confine_to_medians, in_axes=(0, 0, None))(
+                    medians[chunk_owners], chunk_genes, self.neighbour_radius)
             if split is None:
-                images = jax.vmap(apply_pixels)(problems.images[chunk_owners], chunk_genes)
+                images = jax.vmap(apply_pixels)(chunk_images, chunk_genes)
                 chunk_logits = self.apply_fn(variables, images)
             else:
-                chunk_logits = split.candidate_logits(variables, padded_stems[chunk_owners],
-                                                      problems.images[chunk_owners], chunk_genes)
+                chunk_logits = split.candidate_logits(variables, padded_stems[chunk_owners], chunk_images,
+                                                      chunk_genes)
             chunk_logits = chunk_logits.astype(jnp.float32)
             return jax.lax.dynamic_update_slice_in_dim(packed_logits, chunk_logits, start, 0)
 

@@ -182,10 +182,9 @@ class SlotRunner:
         return records, progress
 
     def _finish(self, problems: list[Problem], status: dict, slot_ids: list[int]) -> list[dict]:
-        genes = status["best_member"][slot_ids]
-        if self.fitness.neighbour_radius:  # the colours that were scored (deattack.attack.confine)
-            rows = [p.row for p in problems]
-            genes = np.asarray(self.fitness.project(jnp.asarray(self.images[rows]), jnp.asarray(genes)))
+        # The colours that were scored (deattack.attack.confine; unchanged without neighbour_radius).
+        rows = [p.row for p in problems]
+        genes = np.asarray(self.fitness.project(self.images[rows], status["best_member"][slot_ids]))
         perturbed = np.stack([numpy_apply_pixels(self.images[p.row], g) for p, g in zip(problems, genes)])
         logits = self.verify_fn(perturbed)
         labels = np.asarray([p.label for p in problems])

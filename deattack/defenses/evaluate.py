@@ -391,24 +391,23 @@ def comparison_rows(run_dir: str | os.PathLike) -> tuple[DefenseEvalConfig, list
         pixels = sorted(set(config.pixels) | (set(config.adaptive_pixels) if kind == "trained" else set()))
         for mode in config.modes:
             for k in pixels:
-                extra = {}
                 if kind == "wrapper":
-                    end_to_end = _pick(default.get((defended, k, mode)))
-                    knowing = _pick(aware.get((defended, k, mode)))
-                    strongest, by = _stronger(end_to_end, knowing)
-                    cells = {"default_defended": _pick(transferred.get((defended, k, mode))),
-                             "default_twin": _pick(default.get((twin, k, mode))),
-                             "adaptive_defended": strongest,
-                             "adaptive_twin": _pick(default.get((twin, k, mode)))}
-                    extra = {"adaptive_by": by, "end_to_end_defended": end_to_end, "aware_defended": knowing}
+                    cells = {"default_defended": transferred.get((defended, k, mode)),
+                             "default_twin": default.get((twin, k, mode)),
+                             "adaptive_twin": default.get((twin, k, mode))}
                 else:
-                    cells = {name: _pick(stats) for name, stats in (
-                        ("default_defended", default.get((defended, k, mode))),
-                        ("default_twin", default.get((twin, k, mode))),
-                        ("adaptive_defended", adaptive.get((defended, k, mode))),
-                        ("adaptive_twin", adaptive.get((twin, k, mode))))}
-                rows.append({"defended": defended, "twin": twin, "kind": kind, "n_pixels": k, "mode": mode,
-                             **cells, **extra})
+                    cells = {"default_defended": default.get((defended, k, mode)),
+                             "default_twin": default.get((twin, k, mode)),
+                             "adaptive_defended": adaptive.get((defended, k, mode)),
+                             "adaptive_twin": adaptive.get((twin, k, mode))}
+                row = {"defended": defended, "twin": twin, "kind": kind, "n_pixels": k, "mode": mode,
+                       **{name: _pick(stats) for name, stats in cells.items()}}
+                if kind == "wrapper":  # the stronger of plain end to end and aware
+                    row["end_to_end_defended"] = _pick(default.get((defended, k, mode)))
+                    row["aware_defended"] = _pick(aware.get((defended, k, mode)))
+                    row["adaptive_defended"], row["adaptive_by"] = _stronger(row["end_to_end_defended"],
+                                                                             row["aware_defended"])
+                rows.append(row)
     return config, rows, clean
 
 

@@ -48,6 +48,14 @@ def median3(images: jax.Array) -> jax.Array:
     return jnp.sort(_neighbourhood(images, "symmetric", centre=True), axis=0)[4]
 
 
+def neighbour_median(images: jax.Array) -> jax.Array:
+    """Median of each pixel's 8 neighbours per channel (the mean of the 4th and 5th), borders
+    mirrored without repeating the edge: what outlier_repair compares a pixel with.
+    images: [N, H, W, C] -> float32, same shape."""
+    ordered = jnp.sort(_neighbourhood(images.astype(jnp.float32), "reflect", centre=False), axis=0)
+    return 0.5 * (ordered[3] + ordered[4])
+
+
 def outlier_repair(images: jax.Array, threshold: float = 64.0) -> jax.Array:
     """Replaces isolated outlier pixels by the median of their 8 neighbours.
 
@@ -59,8 +67,7 @@ def outlier_repair(images: jax.Array, threshold: float = 64.0) -> jax.Array:
     Returns:
       [N, H, W, C], same dtype; only outlier pixels change.
     """
-    ordered = jnp.sort(_neighbourhood(images.astype(jnp.float32), "reflect", centre=False), axis=0)
-    median = 0.5 * (ordered[3] + ordered[4])
+    median = neighbour_median(images)
     outlier = jnp.any(jnp.abs(images.astype(jnp.float32) - median) > threshold, axis=-1, keepdims=True)
     return _like(jnp.where(outlier, median, images.astype(jnp.float32)), images)
 
