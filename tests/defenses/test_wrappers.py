@@ -1,6 +1,8 @@
 """Inference-time wrappers: shape/dtype preserving, the median filter equals scipy's,
-outlier repair fixes a planted outlier and leaves a smooth image alone, the wrapped
-victim computes victim(transform(x)), and a wrapper removes a known one-pixel weakness."""
+outlier repair fixes a planted outlier and leaves a smooth image alone, treats pixel
+clusters as the order statistics of 8 neighbours say (so on a flat background clustering
+fewer than 5 pixels buys an attacker nothing), the wrapped victim computes
+victim(transform(x)), and a wrapper removes a known one-pixel weakness."""
 
 from __future__ import annotations
 
@@ -100,3 +102,41 @@ def test_defense_specs_round_trip():
     assert parse_defense("repair").spec() == "repair"
     assert parse_defense("repair").spec(full=True) == "repair:threshold=64"
     assert parse_defense("repair:threshold=32").spec() == "repair:threshold=32"
+
+
+def _cluster_images(offset: float, background: float = 100.0):
+    """Every non-empty subset of the 3x3 window at the centre of a flat 9x9 image, raised by
+    `offset` in all channels: [511, 9, 9, 3] images and their [511, 9, 9] masks."""
+    subsets = np.array([[(s >> i) & 1 for i in range(9)] for s in range(1, 512)], bool).reshape(-1, 3, 3)
+    masks = np.zeros((len(subsets), 9, 9), bool)
+    masks[:, 3:6, 3:6] = subsets
+    images = np.where(masks[..., None], background + offset, background).astype(np.float32)
+    return np.broadcast_to(images, (*images.shape[:3], 3)).copy(), masks
+
+
+@pytest.mark.parametrize("offset", [100.0, 200.0])
+def test_repair_of_pixel_clusters_follows_the_order_statistics(offset):
+    # On a flat background a pixel with m raised neighbours (of 8) has neighbour median
+    # background (m <= 3), background + offset / 2 (m = 4) or background + offset (m >= 5):
+    # the mean of the 4th and 5th of 8 values. Repair keeps a pixel within the threshold of
+    # that median and replaces the rest by it, raised pixels and clean ones alike.
+    threshold, background = 64.0, 100.0
+    images, masks = _cluster_images(offset, background)
+    counts = np.stack([np.roll(masks, (dy, dx), axis=(1, 2)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                       if (dy, dx) != (0, 0)]).sum(axis=0)
+    median = background + offset * np.select([counts <= 3, counts == 4], [0.0, 0.5], 1.0)
+    value = images[..., 0]
+    expected = np.where(np.abs(value - median) > threshold, median, value)
+    repaired = np.asarray(outlier_repair(jnp.asarray(images), threshold))
+    np.testing.assert_array_equal(repaired, np.repeat(expected[..., None], 3, axis=-1))
+
+    # What that means for an attacker who clusters k pixels: the most raised pixels that
+    # survive. Up to 4 pixels no pixel has more than 3 raised neighbours, so a cluster is
+    # repaired exactly like lone pixels; from 5, pixels with 4 raised neighbours (e.g. the
+    # two inner pixels of a 2 x 2 block with one more beside it) survive while the offset is
+    # at most twice the threshold; from 6 (a 2 x 3 block's two middle pixels have 5) the
+    # cluster owns some medians whatever its colour; the full 3 x 3 block keeps a plus of 5.
+    survivors = ((repaired[..., 0] == background + offset) & masks).sum(axis=(1, 2))
+    best = {k: int(survivors[masks.sum(axis=(1, 2)) == k].max()) for k in (1, 2, 3, 4, 5, 6, 9)}
+    assert best == ({1: 0, 2: 0, 3: 0, 4: 0, 5: 2, 6: 3, 9: 5} if offset <= 2 * threshold
+                    else {1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 2, 9: 5})
