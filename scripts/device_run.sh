@@ -12,6 +12,13 @@
 #   wrappers  configs/defenses.py:resnet20_wrappers (median3, repair vs resnet20)
 #   train     configs/train_defenses.py resnet20_deadpixel and resnet20_advde, side by side
 #   trained   configs/defenses.py:resnet20_trained (the two trained defenses vs resnet20)
+#   operators configs/operators.py:followup-resnet20 (issue 7's resnet20 follow-up, 54 units)
+#
+# wrappers, trained and operators resume from the repository's committed runs (the working
+# tree travels with the run): the evaluation folders under docs/results/defense_runs/h200-*
+# and the follow-up's store are copied into RUNS first, so a lease only runs what no earlier
+# session finished (RESUME=0 starts from nothing). Bring a store back with `deattack merge`,
+# a defense folder by copying its new *.sqlite over the committed ones.
 #
 # Seen on one H200 (2026-11-27): setup 12-18 s; train 161 s (both trainings, compiles
 # included); trained 235 s did the default sweep (18 cells, 50 images) and 1 of its 12
@@ -41,13 +48,21 @@ BENCH_SCALING_SLOTS=${BENCH_SCALING_SLOTS:-1,16,256,1024}
 BENCH_BATCHES=${BENCH_BATCHES:-256,1024,4096,8000,16384,32768}
 BENCH_MEMORY=${BENCH_MEMORY:-1024,8192,32768,65536,131072}
 TRAIN_SET=${TRAIN_SET:-}    # e.g. "--epochs 1 --set train_limit=256" for a dry run
-DEFENSE_SET=${DEFENSE_SET:-}  # e.g. "--set attack.population_size=20" for a dry run
+DEFENSE_SET=${DEFENSE_SET:-}  # e.g. "--set attack.population_size=20" for a dry run (with RESUME=0)
+RESUME=${RESUME:-1}
 mkdir -p "$RUNS" "$OUT"
 
 log() { echo "[$(date +%T)] $*"; }
 save() { tar czf "$OUT/results.tar.gz" -C "$RUNS" . && log "saved $(du -h "$OUT/results.tar.gz" | cut -f1)"; }
 limit() { local name="STAGE_SECONDS_$1"; echo "${!name:-600}"; }
 deattack() { "$PY" -m deattack "$@"; }
+# Copies a committed run (folder or store) to where a stage writes, unless one is there.
+resume_from() {
+  if [ "$RESUME" = 1 ] && [ -e "$REPO/$1" ] && [ ! -e "$2" ]; then
+    mkdir -p "$(dirname "$2")" && cp -r "$REPO/$1" "$2" && rm -f "$2"/*.sqlite-wal "$2"/*.sqlite-shm
+    log "resuming $2 from $1"
+  fi
+}
 
 stage_setup() {
   if compgen -G "${WHEELS:-.whl}/*.whl" >/dev/null; then
@@ -76,6 +91,7 @@ stage_bench() {
 }
 
 stage_wrappers() {
+  resume_from docs/results/defense_runs/h200-resnet20_wrappers "$RUNS/defenses/resnet20_wrappers"
   deattack defenses configs/defenses.py:resnet20_wrappers --out "$RUNS/defenses/resnet20_wrappers" --no-figures \
     --set images.count="$IMAGES" --set chunk_images=64 $DEFENSE_SET --json
 }
@@ -94,15 +110,23 @@ stage_train() {
 }
 
 stage_trained() {
+  resume_from docs/results/defense_runs/h200-resnet20_trained "$RUNS/defenses/resnet20_trained"
   deattack defenses configs/defenses.py:resnet20_trained --out "$RUNS/defenses/resnet20_trained" --no-figures \
     --set images.count="$IMAGES" --set chunk_images=64 $DEFENSE_SET --json
+}
+
+stage_operators() {
+  local store="$RUNS/operators/operators-followup-resnet20.sqlite"
+  resume_from docs/results/operator_runs/operators-followup-resnet20.sqlite "$store"
+  deattack sweep configs/operators.py:followup-resnet20 --store "$store" \
+    --reuse "$REPO/docs/results/operator_runs/operators-h2h-resnet20.sqlite" --json
 }
 
 for stage in "$@"; do
   log "stage $stage (limit $(limit "$stage") s)"
   started=$SECONDS
   if [ "$stage" = setup ]; then stage_setup; else
-    export -f deattack log
+    export -f deattack log resume_from
     timeout "$(limit "$stage")" bash -c "$(declare -f "stage_$stage"); stage_$stage" 2>&1
   fi
   log "stage $stage rc $? after $((SECONDS - started)) s"
