@@ -12,9 +12,13 @@ Tables:
   results  one row a (cell, image_index, target), UNIQUE on that key; a column per
            record field (`pixels` as JSON text; unknown record fields go to `extra`).
   runs     one row a `sweep` / `merge` invocation: command, shard, host, log file.
+  partial_results  the records of problems a unit in flight has finished (JSON), saved
+           as they finish and deleted when the unit commits: not results (reports,
+           exports and merges never read them), only what a stopped run resumes from.
 
-A kill at any moment loses at most the units in flight: SQLite's journal rolls back a
-torn transaction, and a rerun skips every unit already in `units`. Each finished unit is
+A kill at any moment loses at most the problems in flight: SQLite's journal rolls back a
+torn transaction, a rerun skips every unit already in `units`, and a unit it resumes
+attacks only the problems not in `partial_results`. Each finished unit is
 also checkpointed from the WAL into the main file, so the `.sqlite` file alone (what a
 copy, a sync or a commit that skips the ignored `-wal` side file carries) holds every
 unit a killed run had finished.
@@ -89,6 +93,15 @@ CREATE TABLE IF NOT EXISTS results (
   {", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)},
   extra TEXT,
   UNIQUE (cell_id, image_index, target)
+);
+CREATE TABLE IF NOT EXISTS partial_results (
+  cell_id TEXT NOT NULL,
+  chunk INTEGER NOT NULL,
+  image_index INTEGER NOT NULL,
+  target INTEGER NOT NULL,
+  record TEXT NOT NULL,
+  elapsed_s REAL,
+  PRIMARY KEY (cell_id, chunk, image_index, target)
 );
 CREATE TABLE IF NOT EXISTS runs (
   run_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -272,8 +285,38 @@ class Store:
                 (cell_id, chunk, n_selected, len(attacked), canonical_json([int(i) for i in attacked]),
                  len(rows), wall_s, time.time()))
             _update_status(connection, [cell_id])
+            connection.execute("DELETE FROM partial_results WHERE cell_id = ? AND chunk = ?", (cell_id, chunk))
         self.checkpoint()
         return len(rows)
+
+    # --- problems of unfinished units ----------------------------------------------------
+
+    def save_partial(self, cell_id: str, chunk: int, records: Iterable[dict[str, Any]], elapsed_s: float) -> None:
+        """Keeps the records of problems an unfinished unit has finished, so a run stopped
+        inside the unit resumes without attacking them again (`partial`). They are not
+        results: reports, exports and merges read committed units only."""
+        rows = [(cell_id, chunk, int(r["image_index"]), int(r["target"]), canonical_json(r), elapsed_s)
+                for r in records]
+        if not rows:
+            return
+        with self.transaction() as connection:
+            connection.executemany("INSERT OR REPLACE INTO partial_results VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def partial(self, cell_id: str, chunk: int) -> tuple[list[dict[str, Any]], float]:
+        """The saved records of an unfinished unit and the unit's run time when the last
+        of them was saved (0 when none)."""
+        rows = self.connection.execute(
+            "SELECT record, elapsed_s FROM partial_results WHERE cell_id = ? AND chunk = ? "
+            "ORDER BY image_index, target", (cell_id, chunk)).fetchall()
+        return [json.loads(row[0]) for row in rows], max((row[1] or 0.0 for row in rows), default=0.0)
+
+    def drop_partial_of_done_units(self) -> int:
+        """Deletes saved problems of units that are committed (e.g. copied from another
+        store since); returns how many."""
+        with self.transaction() as connection:
+            return connection.execute(
+                "DELETE FROM partial_results WHERE EXISTS (SELECT 1 FROM units WHERE units.cell_id = "
+                "partial_results.cell_id AND units.chunk = partial_results.chunk)").rowcount
 
     def checkpoint(self) -> None:
         """Copies committed pages from the WAL into the main file (PASSIVE: never waits on
@@ -309,7 +352,7 @@ class Store:
         return [row_to_record(row) for row in self.connection.execute(query, arguments)]
 
     def count(self, table: str = "results") -> int:
-        if table not in ("results", "cells", "units", "runs"):
+        if table not in ("results", "cells", "units", "runs", "partial_results"):
             raise ValueError(f"unknown table {table!r}")
         return int(self.connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 

@@ -6,7 +6,9 @@ shardable units into a SQLite results store (deattack.store).
     run_sweep(config, "runs/sweep/x.sqlite", shard=(0, 2))   # half the units; rerun resumes
 
 A unit is (cell, chunk of `chunk_images` consecutive images of the image set); it is
-one batched `attack()` call and one store transaction. The unit list depends on the
+one batched `attack()` call and one store transaction. Problems of a unit are saved as
+they finish (the store's `partial_results`), so a run stopped inside a long unit resumes
+it without attacking them again. The unit list depends on the
 config alone (not on the victims' predictions), so `--shard i/n` (unit u goes to shard
 u mod n) splits the same work the same way in every job, and the shards' stores merge
 into exactly the unsharded store (`deattack.store.merge`).
@@ -96,7 +98,8 @@ class SweepConfig:
       attack: every other AttackConfig field, shared by all cells (population_size,
         max_generations, targets "all"/"random", differential_weight, ...). Its grid
         fields must stay at their defaults: the grid sets them.
-      chunk_images: images per unit (one attack() call, one store commit).
+      chunk_images: images per unit (one attack() call, one store commit; finished
+        problems are saved before it, so a kill costs only those in flight).
       variants: optional explicit list of operator settings, replacing the product
         mutations x crossovers x adaptations (which must then stay at their defaults):
         each variant is a tuple of (AttackConfig field, value) pairs applied to
@@ -467,6 +470,7 @@ def run_sweep(
         if reused:
             done = store.done_units()
             pending = [u for u in pending if (u.cell.cell_id, u.chunk) not in done]
+        store.drop_partial_of_done_units()
         left_pending = len(pending) if reuse_only else 0
         if reuse_only:
             log.info("reuse only: %d units left pending", left_pending)
@@ -501,15 +505,25 @@ def run_sweep(
             else:
                 chosen = selected
             records: list[dict[str, Any]] = []
+            earlier, earlier_s = store.partial(unit.cell.cell_id, unit.chunk)
             if len(chosen):
                 cell_attack = unit.cell.attack
                 targets = None
                 if cell_attack.mode == "targeted" and cell_attack.targets == "random":
                     targets = random_targets(cell_attack.seed, chosen, labels[chosen], _num_classes(victim))
+                if earlier:
+                    log.info("unit resumed: cell %s chunk %d: %d problems finished by a stopped run",
+                             unit.cell.cell_id, unit.chunk, len(earlier))
+
+                def save(batch, unit=unit, since=unit_started, before=earlier_s):
+                    store.save_partial(unit.cell.cell_id, unit.chunk, batch, before + time.time() - since)
+
                 result = attack(victim, images[chosen], labels[chosen], cell_attack, targets=targets,
-                                image_indices=chosen)
+                                image_indices=chosen, on_finished=save, finished=earlier)
                 records = result.records
-            wall = time.time() - unit_started
+            # The unit's attack time over every run that worked on it (a stopped run's until
+            # its last saved problem).
+            wall = earlier_s + time.time() - unit_started
             written = store.commit_unit(unit.cell.cell_id, unit.chunk, len(selected), chosen.tolist(), records,
                                         wall)
             rows_written += written

@@ -76,6 +76,8 @@ def attack(
     out: str | None = None,
     run_info: dict[str, Any] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    on_finished: Callable[[list[dict[str, Any]]], None] | None = None,
+    finished: Sequence[dict[str, Any]] = (),
 ) -> AttackResults:
     """Few-pixel DE attack of every image (and target) on the victim.
 
@@ -89,6 +91,12 @@ def attack(
       out: optional folder; records are appended there as problems finish and a
         rerun skips problems already recorded.
       run_info: extra facts stored in out/config.json (e.g. the victim checkpoint).
+      on_finished: called with each batch of records as its problems finish (a
+        caller's own checkpoint, as `out` is this function's).
+      finished: records of problems an earlier, stopped call already finished (same
+        images, config and targets): those problems are not attacked again and their
+        records are returned as given. Every problem's PRNG stream depends on its
+        image id and target only, so the records equal an uninterrupted call's.
 
     Returns:
       AttackResults with one record per problem (including those already in `out`).
@@ -123,13 +131,19 @@ def attack(
                 "victim_sha256": victim.metadata.get("sha256"), **(run_info or {})}
         store = ResultStore(out, info)
     done = store.completed() if store else set()
-    problems = [p for p in build_problems(config, labels, indices, targets, num_classes)
-                if (p.image_index, p.target) not in done]
+    all_problems = build_problems(config, labels, indices, targets, num_classes)
+    wanted = {(p.image_index, p.target) for p in all_problems}
+    carried = {(int(r["image_index"]), int(r["target"])): dict(r) for r in finished
+               if (int(r["image_index"]), int(r["target"])) in wanted and
+               (int(r["image_index"]), int(r["target"])) not in done}
+    problems = [p for p in all_problems if (p.image_index, p.target) not in done | carried.keys()]
 
     started = time.time()
     runnable, records = _screen_nonfinite(problems, clean_logits)
     if store is not None:
-        store.append(records)
+        store.append(list(carried.values()) + records)
+    if on_finished is not None and records:
+        on_finished(records)
 
     def verify(perturbed: np.ndarray) -> np.ndarray:
         return predict(victim, perturbed, batch_size=bucket_size(len(perturbed), 64))
@@ -139,9 +153,14 @@ def attack(
         from deattack.attack.exhaustive import ExhaustiveRunner as runner_class
     runner = runner_class(config, victim.apply_fn, victim.variables, images, verify, clean_logits,
                           module=victim.module)
-    new_records, progress = runner.run(
-        runnable, on_finished=store.append if store is not None else None, on_progress=on_progress)
-    records.extend(new_records)
+    def record_batch(batch: list[dict[str, Any]]) -> None:
+        if store is not None:
+            store.append(batch)
+        if on_finished is not None:
+            on_finished(batch)
+
+    new_records, progress = runner.run(runnable, on_finished=record_batch, on_progress=on_progress)
+    records = list(carried.values()) + records + new_records
     wall = time.time() - started
     all_records = (store.records if store is not None else records)
     summary = summarize(all_records, wall, progress.queries)

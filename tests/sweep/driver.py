@@ -4,7 +4,8 @@
 
 With EVENT@N the process stops dead at the N-th such event and prints "HANG ...", for
 the test to kill it there: "inserted" when a unit's result rows are inserted but its
-transaction is not committed, "committed" right after a unit is committed.
+transaction is not committed, "committed" right after a unit is committed, "partial"
+right after a unit in flight saved a batch of finished problems.
 
 JAX's persistent compilation cache (JAX_COMPILATION_CACHE_DIR, set by the test) spares
 a rerun the compiles its killed predecessor finished.
@@ -28,7 +29,7 @@ from tests.sweep import toy  # noqa: E402
 def hang_at(spec: str):
     """Installs the stop point EVENT@N; returns run_sweep's on_unit callback."""
     wanted_event, _, count = spec.partition("@")
-    seen = {"inserted": 0, "committed": 0}
+    seen = {"inserted": 0, "committed": 0, "partial": 0}
 
     def event(name: str) -> None:
         seen[name] += 1
@@ -43,6 +44,13 @@ def hang_at(spec: str):
         event("inserted")
 
     store._insert_results = inserted
+    save_partial = store.Store.save_partial
+
+    def saved(self, *args, **kwargs):  # after the batch's own transaction
+        save_partial(self, *args, **kwargs)
+        event("partial")
+
+    store.Store.save_partial = saved
     return lambda unit, written: event("committed")
 
 

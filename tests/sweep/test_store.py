@@ -180,3 +180,56 @@ def test_store_contents_are_consistent(reference_store, toy_inputs):
             assert all(r["true_label"] == labels[r["image_index"]] for r in rows)
         assert sum(u["n_selected"] for u in store.units()) == 2 * toy.CONFIG.images.count
         assert store.sweep_config() == toy.CONFIG.to_json()
+
+
+def _partial_rows(path: Path) -> list[tuple]:
+    connection = sqlite3.connect(str(path))
+    try:
+        return connection.execute("SELECT cell_id, chunk, image_index, target FROM partial_results").fetchall()
+    finally:
+        connection.close()
+
+
+def test_a_unit_stopped_inside_resumes_from_its_finished_problems(tmp_path, reference_store):
+    """kill -9 the sweep after a unit saved some finished problems (18 targeted problems in
+    2 slots finish in waves): the killed store holds those problems of a unit it does not
+    hold; the rerun attacks only the rest of that unit, logs it, and the store equals
+    an uninterrupted run's with no saved problem left over."""
+    store = tmp_path / "inside.sqlite"
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax-cache"), PYTHONPATH=str(REPO))
+    command = [sys.executable, str(REPO / "tests" / "sweep" / "driver.py"), str(store)]
+    assert run_and_kill([*command, "partial@3"], REPO, env, expect_hang=True) == "HANG partial 3"
+    saved = _partial_rows(store)
+    in_flight = {(c, k) for c, k, _, _ in saved}
+    connection = sqlite3.connect(str(store))
+    committed = set(connection.execute("SELECT cell_id, chunk FROM units").fetchall())
+    connection.close()
+    # The untargeted units (2 problems each) committed theirs; what is left is the first
+    # targeted unit's, mid-way.
+    assert len(in_flight) == 1 and not in_flight & committed and 2 <= len(saved) < 18
+    assert {(c, i, t) for c, _, i, t in saved} <= {row[:3] for row in table_rows(reference_store)}
+
+    assert run_and_kill(command, REPO, env, expect_hang=False) == "DONE"
+    assert table_rows(store) == table_rows(reference_store)
+    assert table_rows(store, "units") == table_rows(reference_store, "units")
+    assert _partial_rows(store) == []
+    log = sorted(tmp_path.glob("inside.sqlite.run-*.log"))[-1].read_text()
+    assert f"{len(saved)} problems finished by a stopped run" in log
+
+
+def test_saved_problems_are_not_attacked_again(tmp_path, reference_store, run_toy):
+    """A saved record (marked with a query count no attack gives) comes back as the unit's
+    row for its problem, while the unit's other problems are attacked as usual."""
+    unit = units_of(toy.CONFIG)[0]
+    with Store(reference_store, create=False) as reference:
+        rows = [r for r in reference.results(unit.cell.cell_id) if unit.start <= r["image_index"] < unit.stop]
+    marked = {k: v for k, v in rows[0].items() if k != "cell_id"} | {"queries": 123456}
+    store = tmp_path / "seeded.sqlite"
+    with Store(store) as seeded:
+        seeded.save_partial(unit.cell.cell_id, unit.chunk, [marked], elapsed_s=7.0)
+    run_toy(toy.CONFIG, store)
+    with Store(store, create=False) as resumed:
+        got = [r for r in resumed.results(unit.cell.cell_id) if unit.start <= r["image_index"] < unit.stop]
+        assert resumed.count("partial_results") == 0
+        wall = {u["chunk"]: u["wall_s"] for u in resumed.units() if u["cell_id"] == unit.cell.cell_id}
+    assert got == [rows[0] | {"queries": 123456}] + rows[1:] and wall[unit.chunk] >= 7.0
