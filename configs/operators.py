@@ -200,6 +200,16 @@ def get_config(variant: str = "screen") -> SweepConfig:
             targeted, name="operators-followup-lenet-targeted-rest",
             variants=tuple(VARIANTS[n] for n in FOLLOWUP if n not in HEAD_TO_HEAD)),
         "followup-resnet20": resnet20,
+        # The issue's full grid: the shipped undefended victims, the first 700 test images
+        # (~510 / ~620 correctly classified by lenet / resnet20), both modes, 1/3/5 px, the
+        # follow-up's operators and seeds: 216 cells, ~3e9 queries at most (about 3 h of
+        # one H200 at bench run 9's 255,000 resnet20 queries/s). For a GPU: --set
+        # attack.slots=256 --shard i/N over leases or machines, one store each, then
+        # `deattack merge ALL.sqlite STORES...` and `deattack report ALL.sqlite --operators`.
+        "full": dataclasses.replace(
+            followup, name="operators-full", victims=("lenet", "resnet20"), pixels=(1, 3, 5),
+            modes=("untargeted", "targeted"), images=ImageSet(split="test", start=0, count=700, correct_only=True),
+            chunk_images=128),
         "head-to-head-lenet": dataclasses.replace(
             followup, name="operators-head-to-head-lenet", pixels=(1, 3, 5),
             variants=tuple(VARIANTS[n] for n in HEAD_TO_HEAD)),

@@ -4,7 +4,7 @@
 
 reads one or more sweep stores (configs/operators.py) and writes operators.md,
 operators.json and operators_anytime.png into --out. Per setting (victim, pixels,
-mode) and operator, seeds pooled:
+mode) and operator, the seeds of its finished cells pooled:
 
 - success rate with its 95 % Wilson score interval;
 - median queries to success (over successes);
@@ -105,9 +105,13 @@ def _budget(attack: Mapping[str, Any]) -> int:
 def collect(stores: Sequence[str | os.PathLike]) -> dict[tuple, dict[str, Any]]:
     """Reads stores into {(victim, pixels, mode, targets, operator): group}.
 
-    A group holds its records keyed by (seed, image_index, target), its budget and
-    whether every cell is complete. Identical cells in several stores (the same cell id)
-    count once, so a follow-up store may reuse the screen's cells.
+    A group holds its records keyed by (seed, image_index, target), its budget, whether
+    every cell is complete, and `left_out`: (seed, units done, units total) of each cell
+    not finished. A finished cell's records count; an unfinished cell's do not, even the
+    chunks it has: a seed half run covers only its first images, so pooling it would
+    compare the operator with the others over different problems. Identical cells in
+    several stores (the same cell id) count once, so a follow-up store may reuse the
+    screen's cells.
     """
     groups: dict[tuple, dict[str, Any]] = {}
     seen_cells = set()
@@ -120,10 +124,13 @@ def collect(stores: Sequence[str | os.PathLike]) -> dict[tuple, dict[str, Any]]:
             attack = cell["config"]["attack"]
             key = (cell["victim"], cell["n_pixels"], cell["mode"], cell["targets"] if cell["mode"] == "targeted"
                    else "-", operator_label(attack))
-            group = groups.setdefault(key, {"records": {}, "budget": 0, "complete": True,
+            group = groups.setdefault(key, {"records": {}, "budget": 0, "complete": True, "left_out": [],
                                             "search": attack.get("search", "de")})
             group["budget"] = max(group["budget"], _budget(attack))
-            group["complete"] &= cell["units_done"] >= cell["units_total"]
+            if cell["units_done"] < cell["units_total"]:
+                group["complete"] = False
+                group["left_out"].append((cell["seed"], cell["units_done"], cell["units_total"]))
+                continue
             for record in data.cell_records(cell["cell_id"]):
                 if record["status"] != report.NONFINITE:
                     group["records"][(cell["seed"], record["image_index"], record["target"])] = record
@@ -326,7 +333,9 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
     files = {}
     if figures and tables:
         files["anytime"] = str(figure_anytime(groups, tables, out / "operators_anytime.png", baseline))
-    incomplete = sorted({_setting_title(k[:4]) + ": " + k[4] for k, g in groups.items() if not g["complete"]})
+    incomplete = sorted(_setting_title(k[:4]) + ": " + k[4] + ": " + ", ".join(
+        f"seed {seed} ({done} of {total} units)" for seed, done, total in sorted(g["left_out"]))
+        for k, g in groups.items() if not g["complete"])
     lines = ["# DE operators for few-pixel attacks at equal queries", "",
              f"- stores: {', '.join(str(Path(s)) for s in stores)}", f"- report command: `{command or '-'}`",
              f"- settings: {len(tables)}, operator cells: {len(groups)}"
@@ -350,7 +359,8 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
         lines += ["## Success vs queries", "", f"![success vs queries per operator]({Path(files['anytime']).name})", ""]
     lines += ["## Definitions", "",
               "- Success: re-verified misclassification (untargeted) or target class (targeted) of a correctly "
-              "classified test image; 95% CI: Wilson score interval over the problems (seeds pooled).",
+              "classified test image; 95% CI: Wilson score interval over the problems (seeds pooled; a "
+              "cell not finished is left out, see 'Incomplete cells').",
               "- Queries: DE and CMA-ES are charged their population (CMA-ES: lambda = P) at init and per "
               "generation run (P (g + 1)); the exhaustive "
               "scan is charged sequentially up to its first fooling candidate (deattack/attack/exhaustive.py). "
@@ -366,7 +376,10 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
               "those two counts. Queries are counted per generation (P at a time), so DE variants tie often; "
               "the scan's sequential count is not comparable one to one.", ""]
     if incomplete:
-        lines += ["## Incomplete cells", ""] + [f"- {name}" for name in incomplete] + [""]
+        lines += ["## Incomplete cells", "",
+                  "Cells not finished, left out of the tables (a row marked \"(incomplete)\" is over its "
+                  "finished seeds only), with the units each has run:", ""]
+        lines += [f"- {name}" for name in incomplete] + [""]
     (out / "operators.md").write_text("\n".join(lines))
     result = {"stores": [str(Path(s).resolve()) for s in stores], "command": command, "ranking": ranked,
               "tables": {_setting_title(s): rows for s, rows in tables.items()},

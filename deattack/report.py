@@ -52,7 +52,7 @@ class ReportData:
 
 
 def load(store_path: str | os.PathLike) -> ReportData:
-    with Store(store_path, create=False) as store:
+    with Store(store_path, read_only=True) as store:
         cells = store.cells()
         units = store.units()
         records = store.results()

@@ -152,20 +152,41 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Opens an existing store without writing to it: no schema upgrade, no journal-mode
+    change, so a report leaves committed stores byte for byte as they were (SQLite may
+    leave empty -wal / -shm side files, which git ignores)."""
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0,
+                                 isolation_level=None)
+    connection.row_factory = sqlite3.Row
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = {"meta", "cells", "units", "results", "runs"} - tables
+    if missing:
+        connection.close()
+        raise StoreError(f"{path} is not a results store (no tables {', '.join(sorted(missing))})")
+    return connection
+
+
 class Store:
     """An open results store. Use as a context manager, or call close().
 
     Args:
       path: the SQLite file (created with its folder when absent).
       create: False to refuse a path that is not a store yet (report / export / merge inputs).
+      read_only: open an existing store for reading only (reports, exports, --reuse
+        sources): nothing is written to it, not even the schema's newer tables, and any
+        write raises sqlite3.OperationalError.
     """
 
-    def __init__(self, path: str | os.PathLike, create: bool = True):
+    def __init__(self, path: str | os.PathLike, create: bool = True, read_only: bool = False):
         self.path = Path(path)
-        if not create and not self.path.is_file():
+        if (read_only or not create) and not self.path.is_file():
             raise StoreError(f"{self.path} is not a results store (no such file)")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if read_only:
+                self.connection = _connect_read_only(self.path)
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.connection = _connect(self.path)
             self.connection.executescript(_SCHEMA)
         except sqlite3.DatabaseError as error:
@@ -558,7 +579,7 @@ def export(store_path: str | os.PathLike, out: str | os.PathLike, format: str | 
     format = format or ("parquet" if out.suffix == ".parquet" else "csv")
     if format not in ("csv", "parquet"):
         raise ValueError(f"format={format!r} is unknown; known: csv, parquet")
-    with Store(store_path, create=False) as store:
+    with Store(store_path, read_only=True) as store:
         rows = export_rows(store)
     out.parent.mkdir(parents=True, exist_ok=True)
     columns = ["cell_id", *CELL_EXPORT_FIELDS, *RECORD_FIELDS, "extra"]

@@ -566,7 +566,7 @@ def _copy_units(path: Path, store: Store, pending: Sequence[Unit]) -> int:
     for the same cell, victim weights (both stores' registered SHA-256) and images;
     returns how many."""
     ours = {cell["cell_id"]: cell["victim_sha256"] for cell in store.cells()}
-    with Store(path, create=False) as source:
+    with Store(path, read_only=True) as source:
         theirs = {cell["cell_id"]: cell["victim_sha256"] for cell in source.cells()}
         finished = {(u["cell_id"], u["chunk"]): u for u in source.units()}
         cell_records: dict[str, list[dict[str, Any]]] = {}

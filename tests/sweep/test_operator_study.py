@@ -31,6 +31,7 @@ SPEC = "configs/operators.py"
     ("followup-lenet-targeted", 6 * 3),
     ("followup-lenet-targeted-34", 6 * 3),
     ("followup-resnet20", 6 * 3),
+    ("full", 2 * 3 * 2 * 6 * 3),  # lenet, resnet20 x 1/3/5 px x both modes x 6 operators x 3 seeds
     ("followup-lenet-rest", 4 * (2 + 2 + 3)),  # the follow-up's 6 less rand/1 and the default
     ("followup-lenet-targeted-rest", 4 * 3),
     ("head-to-head-lenet", 3 * 3 * 3),  # 3 operators x 1/3/5 px x seeds 0-2
@@ -332,6 +333,32 @@ def test_the_seeds_column_counts_seeds_with_results_not_registered_ones(tmp_path
     row, = result["tables"]["lenet, 1 px, untargeted"]
     assert (row["n_problems"], row["n_seeds"], row["complete"]) == (2, 1, False)
     assert "| rand/1/none/constant (incomplete) | 2 | 1 | 50.0% |" in (tmp_path / "out" / "operators.md").read_text()
+
+
+def test_a_seed_half_run_is_left_out_not_pooled(tmp_path):
+    """Seed 0 finished (2 images), seed 1 with 1 of its 2 chunks: pooling seed 1's first
+    chunk would read the operator over other images than the baseline's seed 0, so its rows
+    are left out and the cell is named under 'Incomplete cells' with its units."""
+    def records(outcomes, start):
+        return [{"image_index": start + i, "target": -1, "true_label": 0, "success": ok,
+                 "status": "success" if ok else "failed", "queries": q, "pixels": []}
+                for i, (ok, q) in enumerate(outcomes)]
+
+    with Store(tmp_path / "s.sqlite") as store:
+        store.initialize({"name": "hand"}, {"name": "hand"})
+        for seed in (0, 1):
+            attack = dataclasses.asdict(AttackConfig(population_size=10, max_generations=4, seed=seed))
+            store.register_cell(f"cell{seed}", seed, "lenet", "lenet", "sha", {}, {
+                "victim": "lenet", "attack": attack, "images": dataclasses.asdict(ImageSet(count=4))}, 2)
+        store.commit_unit("cell0", 0, 2, [0, 1], records([(True, 10), (False, 50)], 0), 0.0)
+        store.commit_unit("cell0", 1, 2, [2, 3], records([(False, 50), (False, 50)], 2), 0.0)
+        store.commit_unit("cell1", 0, 2, [0, 1], records([(True, 10), (True, 20)], 0), 0.0)
+    result = operator_report.build_operator_report([tmp_path / "s.sqlite"], tmp_path / "out", figures=False)
+    row, = result["tables"]["lenet, 1 px, untargeted"]
+    assert (row["n_problems"], row["n_seeds"], row["n_success"], row["complete"]) == (4, 1, 1, False)
+    markdown = (tmp_path / "out" / "operators.md").read_text()
+    assert "| rand/1/none/constant (incomplete) | 4 | 1 | 25.0% |" in markdown
+    assert "- lenet, 1 px, untargeted: rand/1/none/constant: seed 1 (1 of 2 units)" in markdown
 
 
 def test_every_operator_of_a_setting_is_read_over_the_same_query_range(tmp_path):

@@ -233,3 +233,32 @@ def test_saved_problems_are_not_attacked_again(tmp_path, reference_store, run_to
         assert resumed.count("partial_results") == 0
         wall = {u["chunk"]: u["wall_s"] for u in resumed.units() if u["cell_id"] == unit.cell.cell_id}
     assert got == [rows[0] | {"queries": 123456}] + rows[1:] and wall[unit.chunk] >= 7.0
+
+
+def test_reading_a_store_writes_nothing_to_it(tmp_path, reference_store):
+    """A report, an export or a --reuse source opens the store read-only: a store written by
+    an older schema (no partial_results table) stays byte for byte as committed, and a
+    write to it is refused."""
+    from deattack import report
+
+    old = tmp_path / "old.sqlite"
+    shutil.copy(reference_store, old)
+    with sqlite3.connect(old) as connection:
+        connection.execute("DROP TABLE partial_results")
+    connection.close()
+    before = old.read_bytes()
+    data = report.load(old)
+    export(old, tmp_path / "rows.csv")
+    assert old.read_bytes() == before  # SQLite's -wal / -shm side files may appear (git ignores them)
+    assert len(data.records) == len(table_rows(reference_store))
+    with Store(old, read_only=True) as store, pytest.raises(sqlite3.OperationalError, match="readonly"):
+        store.connection.execute("DELETE FROM results")
+    # Not a store: a clear error naming it, for a SQLite file without the tables and for junk.
+    (tmp_path / "empty.sqlite").write_bytes(b"")
+    with pytest.raises(StoreError, match="empty.sqlite is not a results store"):
+        Store(tmp_path / "empty.sqlite", read_only=True)
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database" * 100)
+    with pytest.raises(StoreError, match="junk.sqlite is not a usable SQLite results store"):
+        Store(tmp_path / "junk.sqlite", read_only=True)
+    with pytest.raises(StoreError, match="absent.sqlite is not a results store"):
+        Store(tmp_path / "absent.sqlite", read_only=True)
