@@ -2,6 +2,8 @@
 deattack.store and deattack.report. Progress bars and printing live here only.
 
   deattack sweep configs/keras_table.py --shard 0/4 --store runs/keras-0.sqlite
+  deattack sweep configs/operators.py:followup-resnet20 --store S --plan   # units and their state
+  deattack sweep configs/operators.py:followup-resnet20 --store S --units 48-50
   deattack sweep configs/operators.py:followup-lenet --reuse runs/sweep/operators-screen.sqlite
   deattack merge runs/keras.sqlite runs/keras-0.sqlite runs/keras-1.sqlite ...
   deattack report runs/keras.sqlite --out reports/keras
@@ -38,14 +40,41 @@ def load_sweep_config(spec: str, assignments: list[str]):
     return apply_overrides(config, assignments)
 
 
+def _print_plan(rows: list[dict], store: str, as_json: bool) -> None:
+    """One line a unit: number, state, cell, chunk, images; then the counts."""
+    from deattack.sweep import format_units
+
+    if as_json:
+        print(json.dumps({"store": store, "units": rows}))
+        return
+    for row in rows:
+        state = row["state"]
+        if state == "done":
+            state = f"done ({row['rows']} rows, {row['wall_s']:.0f} s)"
+        elif state == "partial":
+            state = f"partial ({row['problems_saved']} problems saved)"
+        start, stop = row["images"]
+        print(f"{row['unit']:>5}  cell {row['cell']:>3} chunk {row['chunk']:>2}  images [{start}, {stop})  "
+              f"{row['describe']}  {state}")
+    counts = {state: sum(row["state"] == state for row in rows) for state in ("done", "partial", "pending")}
+    waiting = [row["unit"] for row in rows if row["state"] != "done"]
+
+    print(f"{len(rows)} units in {store}: {counts['done']} done, {counts['partial']} partial, "
+          f"{counts['pending']} pending" + (f"; run the rest with --units {format_units(waiting)}" if waiting else ""))
+
+
 def _sweep(args) -> int:
     from tqdm import tqdm
 
-    from deattack.sweep import default_store_path, parse_shard, run_sweep
+    from deattack.sweep import default_store_path, parse_shard, parse_units, plan, run_sweep
 
     shard = parse_shard(args.shard)
+    units = parse_units(args.units)
     config = load_sweep_config(args.config, args.set)
     store = args.store or str(default_store_path(args.config, shard))
+    if args.plan:
+        _print_plan(plan(config, store), store, args.json)
+        return 0
     bar = tqdm(total=None, unit="img", file=sys.stderr, dynamic_ncols=True,
                mininterval=1.0 if sys.stderr.isatty() else 30.0)
 
@@ -59,7 +88,7 @@ def _sweep(args) -> int:
                         img_per_s=f"{progress.images_per_s:.2f}",
                         eta="-" if eta is None else f"{eta / 60:.1f}min", refresh=True)
 
-    summary = run_sweep(config, store, shard=shard, on_progress=on_progress, log_path=args.log,
+    summary = run_sweep(config, store, shard=shard, units=units, on_progress=on_progress, log_path=args.log,
                         command=_command_line(args), reuse=args.reuse, reuse_only=args.reuse_only)
     bar.close()
     if args.json:
@@ -122,6 +151,11 @@ def add_sweep_commands(subparsers) -> None:
     sweep = subparsers.add_parser("sweep", help="run a sweep config's grid into a results store (resumable)")
     sweep.add_argument("config", help="configs/FILE.py[:variant] returning a SweepConfig")
     sweep.add_argument("--shard", default="0/1", help="i/n: run this job's share of the units (0 <= i < n)")
+    sweep.add_argument("--units", metavar="LIST",
+                       help="run only these unit numbers, e.g. 48-50,24 (within --shard; --plan lists them)")
+    sweep.add_argument("--plan", action="store_true",
+                       help="list every unit with its number and its state in --store (done, partial, "
+                            "pending), run nothing")
     sweep.add_argument("--store", help="SQLite results store (default runs/sweep/CONFIG[-shard-i-of-n].sqlite)")
     sweep.add_argument("--log", help="this run's log file (default STORE.run-TIME-PID.log)")
     sweep.add_argument("--reuse", action="append", default=[], metavar="STORE",

@@ -225,6 +225,11 @@ class Store:
         text = self.meta().get("sweep_key")
         return json.loads(text) if text else None
 
+    def holds_sweep(self, sweep_key: dict[str, Any]) -> bool:
+        """Whether the store is new or holds the sweep of this key (layout fields aside)."""
+        saved = self.sweep_key()
+        return saved is None or canonical_json(_comparable(saved)) == canonical_json(_comparable(sweep_key))
+
     def initialize(self, sweep_config: dict[str, Any], sweep_key: dict[str, Any]) -> None:
         """Writes the sweep's config into a new store, or checks an existing store holds
         the same sweep (same results-relevant key; layout fields such as slots may differ).
@@ -241,7 +246,7 @@ class Store:
                     ("sweep_key", canonical_json(sweep_key)),
                     ("created", str(time.time())),
                 ])
-            elif canonical_json(_comparable(saved)) != canonical_json(_comparable(sweep_key)):
+            elif not self.holds_sweep(sweep_key):
                 raise StoreError(
                     f"{self.path} holds another sweep (differs in {differing_keys(saved, sweep_key)}); "
                     "use a new --store, or the same sweep config to resume")
@@ -330,6 +335,18 @@ class Store:
             "SELECT record, elapsed_s FROM partial_results WHERE cell_id = ? AND chunk = ? "
             "ORDER BY image_index, target", (cell_id, chunk)).fetchall()
         return [json.loads(row[0]) for row in rows], max((row[1] or 0.0 for row in rows), default=0.0)
+
+    def partial_counts(self) -> dict[tuple[str, int], int]:
+        """(cell id, chunk) -> problems saved by a stopped run, for every unfinished unit
+        that has some. A store written before partial results existed has none."""
+        if not self.connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'partial_results'").fetchone():
+            return {}
+        rows = self.connection.execute(
+            "SELECT cell_id, chunk, COUNT(*) FROM partial_results WHERE NOT EXISTS (SELECT 1 FROM units WHERE "
+            "units.cell_id = partial_results.cell_id AND units.chunk = partial_results.chunk) "
+            "GROUP BY cell_id, chunk").fetchall()
+        return {(row[0], int(row[1])): int(row[2]) for row in rows}
 
     def drop_partial_of_done_units(self) -> int:
         """Deletes saved problems of units that are committed (e.g. copied from another

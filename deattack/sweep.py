@@ -250,7 +250,8 @@ class Cell:
     def describe(self) -> str:
         a = self.attack
         operator = f"{a.mutation}+{a.crossover}+{a.adaptation}" if a.search == "de" else a.search
-        return f"{self.victim} {a.pixels}px {a.mode} {operator} seed {a.seed}"
+        start = "" if a.init == "paper" else f" init {a.init}"
+        return f"{self.victim} {a.pixels}px {a.mode} {operator}{start} seed {a.seed}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,6 +304,88 @@ def shard_units(units: Sequence[Unit], shard: tuple[int, int]) -> list[Unit]:
     shard gets a share of every cell (balanced when cells differ in cost)."""
     index, count = parse_shard(shard)
     return list(units[index::count])
+
+
+def parse_units(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """"48-50,24" -> (24, 48, 49, 50): unit numbers as `deattack sweep --plan` lists
+    them (a unit's position in units_of); None selects every unit."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        numbers = [int(number) for number in text]
+    else:
+        numbers = []
+        for part in text.split(","):
+            first, dash, last = part.strip().partition("-")
+            try:
+                low, high = int(first), int(last if dash else first)
+            except ValueError:
+                raise ValueError(f"units must be numbers and ranges like 48-50,24, got {text!r}") from None
+            if high < low:
+                raise ValueError(f"units: the range {part.strip()!r} runs backwards")
+            numbers.extend(range(low, high + 1))
+    if not numbers or min(numbers) < 0:
+        raise ValueError(f"units must be numbers >= 0, got {text!r}")
+    return tuple(sorted(set(numbers)))
+
+
+def format_units(numbers: Sequence[int]) -> str:
+    """(24, 48, 49, 50) -> "24,48-50": parse_units' inverse."""
+    parts: list[str] = []
+    for _, group in itertools.groupby(enumerate(sorted(numbers)), lambda pair: pair[1] - pair[0]):
+        run = [number for _, number in group]
+        parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+    return ",".join(parts)
+
+
+def select_units(units: Sequence[Unit], shard: tuple[int, int] | str = (0, 1),
+                 numbers: Sequence[int] | None = None) -> list[Unit]:
+    """The units of `shard` (unit u where u mod n == i) among `numbers` (all when None).
+
+    Raises:
+      ValueError: a number past the sweep's last unit (the message gives the count).
+    """
+    index, count = parse_shard(shard)
+    chosen = set(range(len(units))) if numbers is None else set(numbers)
+    beyond = sorted(number for number in chosen if number >= len(units))
+    if beyond:
+        raise ValueError(f"units {beyond} do not exist: the sweep has {len(units)} units, numbered "
+                         f"0-{len(units) - 1} (deattack sweep CONFIG --plan lists them)")
+    return [unit for number, unit in enumerate(units) if number % count == index and number in chosen]
+
+
+def plan(config: SweepConfig, store_path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Every unit of the sweep with its number and, when the store exists, its state:
+    "done" (with its rows and wall time), "partial" (problems a stopped run saved) or
+    "pending". Reads the store without writing to it.
+
+    Raises:
+      StoreError: the store holds another sweep, or is not a results store.
+    """
+    from deattack.store import StoreError
+
+    units = units_of(config)
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    partial: dict[tuple[str, int], int] = {}
+    if store_path is not None and Path(store_path).exists():
+        with Store(store_path, read_only=True) as store:
+            if not store.holds_sweep(config.key()):
+                raise StoreError(f"{store_path} holds another sweep than {config.name} (or other settings "
+                                 "of it): --plan reads the store of the same sweep config")
+            done = {(row["cell_id"], row["chunk"]): row for row in store.units()}
+            partial = store.partial_counts()
+    rows = []
+    for number, unit in enumerate(units):
+        key = (unit.cell.cell_id, unit.chunk)
+        row = {"unit": number, "cell": unit.cell.position, "cell_id": unit.cell.cell_id,
+               "describe": unit.cell.describe(), "chunk": unit.chunk, "images": [unit.start, unit.stop],
+               "state": "pending"}
+        if key in done:
+            row.update(state="done", rows=done[key]["n_records"], wall_s=done[key]["wall_s"])
+        elif partial.get(key):
+            row.update(state="partial", problems_saved=partial[key])
+        rows.append(row)
+    return rows
 
 
 def random_targets(seed: int, image_indices: Sequence[int], labels: Sequence[int],
@@ -384,6 +467,7 @@ def run_sweep(
     store_path: str | os.PathLike,
     *,
     shard: tuple[int, int] | str = (0, 1),
+    units: str | Sequence[int] | None = None,
     victims: Mapping[str, Any] | None = None,
     datasets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     on_progress: Callable[[SweepProgress], None] | None = None,
@@ -403,6 +487,8 @@ def run_sweep(
       config: the SweepConfig.
       store_path: the SQLite store (created when absent; resumed when present).
       shard: (i, n) or "i/n": run units u with u mod n == i.
+      units: run only these unit numbers ("48-50,24", or a sequence; see `plan`), within
+        the shard; None runs all of the shard's.
       victims: optional name -> deattack.victim.Victim, used instead of loading those names.
       datasets: optional split -> (images, labels), used instead of deattack.data.load_split.
       on_progress: called with a SweepProgress after every unit (and once at the start).
@@ -429,8 +515,10 @@ def run_sweep(
     from deattack.attack.api import attack
 
     shard = parse_shard(shard)
+    numbers = parse_units(units)
     cells = expand(config)
-    units = shard_units(units_of(config, cells), shard)
+    units = select_units(units_of(config, cells), shard, numbers)
+    scope = f"{shard[0]}/{shard[1]}" + ("" if numbers is None else f" units {format_units(numbers)}")
     store_path = Path(store_path)
     log_path = Path(log_path) if log_path else default_log_path(store_path)
     check_output_file(store_path, "sweep store")  # before any victim or data loads
@@ -450,8 +538,8 @@ def run_sweep(
     started = time.time()
     try:
         store.initialize(config.to_json(), config.key())
-        log.info("sweep %s: shard %d/%d, %d of %d units, store %s, command %r", config.name, shard[0],
-                 shard[1], len(units), len(units_of(config, cells)), store_path, command)
+        log.info("sweep %s: shard %s, %d of %d units, store %s, command %r", config.name, scope,
+                 len(units), len(units_of(config, cells)), store_path, command)
         log.info("config %s", canonical_json(config.to_json()))
         done = store.done_units()
         pending = [u for u in units if (u.cell.cell_id, u.chunk) not in done]
@@ -460,7 +548,7 @@ def run_sweep(
             victim = loaded[cell.victim]
             store.register_cell(cell.cell_id, cell.position, cell.victim, victim.name, victim_fingerprint(victim),
                                 _metadata_summary(victim), cell.config(), units_per_cell)
-        run_id = store.start_run("sweep", command, shard=f"{shard[0]}/{shard[1]}", log=str(log_path))
+        run_id = store.start_run("sweep", command, shard=scope, log=str(log_path))
         reused = 0
         for path in reuse:
             count = _copy_units(path, store, pending)
