@@ -25,13 +25,14 @@ import collections
 import json
 import math
 import os
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deattack import report
+from deattack import report, sweep
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 BASELINE = "rand/1/none/constant"
@@ -117,6 +118,7 @@ def collect(stores: Sequence[str | os.PathLike]) -> dict[tuple, dict[str, Any]]:
     seen_cells = set()
     for path in stores:
         data = report.load(path)
+        chunks_done = {(unit["cell_id"], unit["chunk"]) for unit in data.units}
         for cell in data.cells:
             if cell["cell_id"] in seen_cells:
                 continue
@@ -129,12 +131,37 @@ def collect(stores: Sequence[str | os.PathLike]) -> dict[tuple, dict[str, Any]]:
             group["budget"] = max(group["budget"], _budget(attack))
             if cell["units_done"] < cell["units_total"]:
                 group["complete"] = False
-                group["left_out"].append((cell["seed"], cell["units_done"], cell["units_total"]))
+                total = cell["units_total"]
+                # The sweep numbers its units cell-major (deattack.sweep.units_of), every cell
+                # with the same chunks: the numbers `deattack sweep --units` takes.
+                missing = tuple(cell["position"] * total + chunk for chunk in range(total)
+                                if (cell["cell_id"], chunk) not in chunks_done)
+                group["left_out"].append((cell["seed"], cell["units_done"], total, str(path), missing,
+                                          _sweep_spec(data.runs)))
                 continue
             for record in data.cell_records(cell["cell_id"]):
                 if record["status"] != report.NONFINITE:
                     group["records"][(cell["seed"], record["image_index"], record["target"])] = record
     return groups
+
+
+def _sweep_spec(runs: Sequence[Mapping[str, Any]]) -> str:
+    """The config argument of the store's latest `deattack sweep` run ("CONFIG" if none)."""
+    for run in reversed(runs):
+        words = shlex.split(run.get("command") or "")
+        if run.get("kind") == "sweep" and "sweep" in words[:-1]:
+            return words[words.index("sweep") + 1]
+    return "CONFIG"
+
+
+def _finishing_commands(groups: Mapping[tuple, Mapping[str, Any]]) -> list[str]:
+    """One `deattack sweep ... --units` a store, running the units its unfinished cells lack."""
+    missing: dict[tuple[str, str], set[int]] = {}
+    for group in groups.values():
+        for _seed, _done, _total, store, units, spec in group["left_out"]:
+            missing.setdefault((spec, store), set()).update(units)
+    return [f"deattack sweep {spec} --store {store} --units {sweep.format_units(units)}"
+            for (spec, store), units in sorted(missing.items())]
 
 
 def group_stats(group: Mapping[str, Any], baseline: Mapping[str, Any] | None,
@@ -334,7 +361,8 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
     if figures and tables:
         files["anytime"] = str(figure_anytime(groups, tables, out / "operators_anytime.png", baseline))
     incomplete = sorted(_setting_title(k[:4]) + ": " + k[4] + ": " + ", ".join(
-        f"seed {seed} ({done} of {total} units)" for seed, done, total in sorted(g["left_out"]))
+        f"seed {seed} ({done} of {total} units; to run: {sweep.format_units(units)})"
+        for seed, done, total, _store, units, _spec in sorted(g["left_out"]))
         for k, g in groups.items() if not g["complete"])
     lines = ["# DE operators for few-pixel attacks at equal queries", "",
              f"- stores: {', '.join(str(Path(s)) for s in stores)}", f"- report command: `{command or '-'}`",
@@ -380,6 +408,9 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
                   "Cells not finished, left out of the tables (a row marked \"(incomplete)\" is over its "
                   "finished seeds only), with the units each has run:", ""]
         lines += [f"- {name}" for name in incomplete] + [""]
+        lines += ["Each store's missing units, run where it is (it resumes; CONFIG is the sweep config "
+                  "the store was written with):", ""]
+        lines += [f"    {command}" for command in _finishing_commands(groups)] + [""]
     (out / "operators.md").write_text("\n".join(lines))
     result = {"stores": [str(Path(s).resolve()) for s in stores], "command": command, "ranking": ranked,
               "tables": {_setting_title(s): rows for s, rows in tables.items()},

@@ -358,7 +358,9 @@ def test_a_seed_half_run_is_left_out_not_pooled(tmp_path):
     assert (row["n_problems"], row["n_seeds"], row["n_success"], row["complete"]) == (4, 1, 1, False)
     markdown = (tmp_path / "out" / "operators.md").read_text()
     assert "| rand/1/none/constant (incomplete) | 4 | 1 | 25.0% |" in markdown
-    assert "- lenet, 1 px, untargeted: rand/1/none/constant: seed 1 (1 of 2 units)" in markdown
+    # cell1 is position 1 of 2-unit cells: its missing chunk 1 is unit 3
+    assert "- lenet, 1 px, untargeted: rand/1/none/constant: seed 1 (1 of 2 units; to run: 3)" in markdown
+    assert f"    deattack sweep CONFIG --store {tmp_path / 's.sqlite'} --units 3" in markdown
 
 
 def test_every_operator_of_a_setting_is_read_over_the_same_query_range(tmp_path):

@@ -119,3 +119,17 @@ def test_cli_bad_units_exit_2_before_any_work(tmp_path, capsys, units, message):
     assert main(["sweep", "configs/sweep_smoke.py", "--store", str(store), "--units", units]) == 2
     assert message in capsys.readouterr().err
     assert not store.exists()
+
+
+def test_the_operator_report_names_the_units_plan_lists_as_missing(tmp_path, run_toy):
+    """The report numbers a cell's missing chunks itself (position x chunks + chunk);
+    they must be the units the sweep runs under those numbers."""
+    from deattack import operator_report
+
+    store = tmp_path / "half.sqlite"
+    run_toy(toy.CONFIG, store, units="1,4-5", command=f"deattack sweep configs/toy.py:x --store {store} --units 1,4-5")
+    missing = [row["unit"] for row in plan(toy.CONFIG, store) if row["state"] != "done"]
+    assert missing == [0, 2, 3]
+    operator_report.build_operator_report([store], tmp_path / "out", figures=False)
+    markdown = (tmp_path / "out" / "operators.md").read_text()
+    assert f"    deattack sweep configs/toy.py:x --store {store} --units 0,2-3" in markdown
