@@ -13,7 +13,9 @@ mode) and operator, the seeds of its finished cells pooled:
   q in [0, budget] (the area under it, as a fraction) and its value at fixed budgets;
 - a paired comparison with DE/rand/1 (Su et al. 2019) on the same problems (seed,
   image, target): the exact McNemar test, i.e. a two-sided binomial test of the
-  discordant pairs b (only the variant succeeds) and c (only rand/1 does) against 1/2.
+  discordant pairs b (only the variant succeeds) and c (only rand/1 does) against 1/2;
+  and, since an image's seeds are not independent problems, the exact sign-flip test
+  over images of each image's differences summed over its seeds.
 
 NumPy and the standard library only (scipy is a test dependency): the tests check the
 Wilson interval and the McNemar p-value against scipy.stats.
@@ -72,6 +74,51 @@ def mcnemar_exact(only_first: int, only_second: int) -> float:
         return 1.0
     tail = sum(math.comb(total, k) for k in range(min(only_first, only_second) + 1))
     return min(1.0, 2 * tail / 2**total)
+
+
+def sign_flip_exact(differences: Sequence[int]) -> float:
+    """Exact two-sided sign-flip (paired randomisation) p-value of integer differences.
+
+    Under the null hypothesis each difference is as likely negated, so with T = sum(d),
+    p = P(|sum eps_i d_i| >= |T|) over independent fair signs eps_i. Used with one
+    difference per image (an operator's successes minus the baseline's, summed over the
+    seeds), it treats the images, not the (seed, image) pairs, as the independent units;
+    with one problem an image it is the exact McNemar test. The sum's distribution is built by
+    convolution (exact up to float64 rounding: integer differences keep the support to
+    sum |d_i| + 1 values).
+    """
+    magnitudes = [abs(int(d)) for d in differences if d]
+    if not magnitudes:
+        return 1.0
+    total = sum(magnitudes)
+    # probability[k] = P(sum eps_i |d_i| == k - total)
+    probability = np.zeros(2 * total + 1)
+    probability[total] = 1.0
+    for magnitude in magnitudes:
+        probability = 0.5 * (np.roll(probability, magnitude) + np.roll(probability, -magnitude))
+    observed = abs(int(sum(int(d) for d in differences)))
+    sums = np.arange(-total, total + 1)
+    # Sums equal to |T| up to rounding count as extreme: integers, so compare exactly.
+    return float(min(1.0, probability[np.abs(sums) >= observed].sum()))
+
+
+def per_image_differences(records: Mapping[tuple, Any], baseline: Mapping[tuple, Any],
+                          shared: Sequence[tuple], value: Any) -> list[int]:
+    """For each image (the problems' image_index), the sum over its shared problems (its
+    seeds and targets) of value(ours, theirs), each in {-1, 0, 1}."""
+    sums: dict[int, int] = collections.defaultdict(int)
+    for key in shared:
+        sums[key[1]] += value(records[key], baseline[key])
+    return list(sums.values())
+
+
+def _success_difference(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> int:
+    return int(bool(ours["success"])) - int(bool(theirs["success"]))
+
+
+def _first_difference(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> int:
+    a, b = _queries_to_success(ours), _queries_to_success(theirs)
+    return int(a < b) - int(b < a)
 
 
 def anytime_success(queries_to_success: Sequence[int], attacked: int, budget: int) -> np.ndarray:
@@ -187,6 +234,7 @@ def group_stats(group: Mapping[str, Any], baseline: Mapping[str, Any] | None,
         "budget": group["budget"], "horizon": horizon, "complete": group["complete"],
         "pairs": None, "only_variant": None, "only_baseline": None, "paired_difference": None,
         "mcnemar_p": None, "faster": None, "slower": None, "sign_p": None,
+        "images_paired": None, "image_success_p": None, "image_first_p": None,
     }
     if baseline is not None:
         shared = sorted(set(records) & set(baseline["records"]))
@@ -199,6 +247,13 @@ def group_stats(group: Mapping[str, Any], baseline: Mapping[str, Any] | None,
                          paired_difference=(only_variant - only_baseline) / len(shared),
                          mcnemar_p=mcnemar_exact(only_variant, only_baseline),
                          faster=faster, slower=slower, sign_p=mcnemar_exact(faster, slower))
+            # Seeds of one image are not independent problems: the same tests over images.
+            theirs = baseline["records"]
+            stats.update(
+                images_paired=len({key[1] for key in shared}),
+                image_success_p=sign_flip_exact(per_image_differences(records, theirs, shared,
+                                                                      _success_difference)),
+                image_first_p=sign_flip_exact(per_image_differences(records, theirs, shared, _first_difference)))
     return stats
 
 
@@ -291,7 +346,7 @@ def table_markdown(rows: Sequence[Mapping[str, Any]], baseline: str = BASELINE) 
     header = (["Operator", "Problems", "Seeds", "Success", "95% CI", "Median queries to success"]
               + [f"Success at {q:,} q" for q in checkpoints]
               + ["Anytime mean", f"vs {versus}: paired diff (b / c)", "McNemar p",
-                 f"vs {versus}: first / later", "Sign test p"])
+                 f"vs {versus}: first / later", "Sign test p", "Per-image p: success / first"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         paired = "-" if r["pairs"] is None else (
@@ -303,7 +358,10 @@ def table_markdown(rows: Sequence[Mapping[str, Any]], baseline: str = BASELINE) 
                  "-" if r["median_queries_success"] is None else f"{r['median_queries_success']:,.0f}"]
         cells += [_percent(r["success_at"].get(q)) for q in checkpoints]
         speed = "-" if r["faster"] is None else f"{r['faster']} / {r['slower']}"
-        cells += [_percent(r["anytime_mean"]), paired, _p_value(r["mcnemar_p"]), speed, _p_value(r["sign_p"])]
+        per_image = "-" if r.get("image_success_p") is None else (
+            f"{_p_value(r['image_success_p'])} / {_p_value(r['image_first_p'])}")
+        cells += [_percent(r["anytime_mean"]), paired, _p_value(r["mcnemar_p"]), speed, _p_value(r["sign_p"]),
+                  per_image]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -402,7 +460,13 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
               f"- First / later: problems the operator solves in strictly fewer queries than {baseline} / "
               "in strictly more (unsolved = never; ties left out); sign test p = the same exact binomial on "
               "those two counts. Queries are counted per generation (P at a time), so DE variants tie often; "
-              "the scan's sequential count is not comparable one to one.", ""]
+              "the scan's sequential count is not comparable one to one.",
+              "- Per-image p: the two tests above with the image, not the (seed, image) pair, as the "
+              "independent unit: each image's difference summed over its seeds (success: operator minus "
+              "baseline; first: first minus later), then the exact two-sided sign-flip test of those sums "
+              "(p = P(|sum of randomly signed sums| >= |observed sum|)). With one seed it equals the "
+              "McNemar / sign test p when an image is one problem (one seed, one target); with several seeds "
+              "it is the one to read.", ""]
     if incomplete:
         lines += ["## Incomplete cells", "",
                   "Cells not finished, left out of the tables (a row marked \"(incomplete)\" is over its "

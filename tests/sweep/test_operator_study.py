@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import scipy.stats
 
 from deattack import config_files, operator_report
@@ -285,6 +287,10 @@ def test_operator_report_numbers(tmp_path):
             later += 1
     assert (row["faster"], row["slower"]) == (first, later) and first + later < n
     assert row["sign_p"] == pytest.approx(scipy.stats.binomtest(first, first + later, 0.5).pvalue)
+    # One seed: an image is one pair, so the per-image tests are McNemar's and the sign test.
+    assert row["images_paired"] == n
+    assert row["image_success_p"] == pytest.approx(row["mcnemar_p"], rel=1e-9)
+    assert row["image_first_p"] == pytest.approx(row["sign_p"], rel=1e-9)
     # Anytime mean: the fraction solved within q, averaged over q = 0 .. 50.
     expected = np.mean([sum(s and q <= x for s, q in variant) / n for x in range(51)])
     assert row["anytime_mean"] == pytest.approx(expected)
@@ -314,7 +320,7 @@ def test_an_operator_with_no_problems_yet_gets_no_interval_and_no_test(tmp_path)
     markdown = (tmp_path / "out" / "operators.md").read_text()
     assert "| best/1/none/constant (incomplete) | 0 | 0 | - | - | - |" in markdown
     line = next(line for line in markdown.splitlines() if line.startswith("| best/1/none/constant"))
-    assert line.endswith("| no shared problems | - | - | - |")  # no McNemar p, speed counts, sign p
+    assert line.endswith("| no shared problems | - | - | - | - |")  # no McNemar p, speed, sign p, per-image p
 
 
 def test_the_seeds_column_counts_seeds_with_results_not_registered_ones(tmp_path):
@@ -373,3 +379,37 @@ def test_every_operator_of_a_setting_is_read_over_the_same_query_range(tmp_path)
     assert rows["exhaustive-corners"]["anytime_mean"] == pytest.approx(((8192 - 9 + 1) + (8192 - 4000 + 1)) / 2 / 8193)
     assert rows["exhaustive-corners"]["success_at"][2000] == 0.5
     assert rows["exhaustive-corners"]["only_variant"] == 1 and rows["exhaustive-corners"]["only_baseline"] == 0
+
+
+@given(st.lists(st.integers(-3, 3), min_size=0, max_size=10))
+def test_sign_flip_exact_matches_enumerating_every_sign(differences):
+    import itertools
+
+    observed = abs(sum(differences))
+    sums = [abs(sum(sign * d for sign, d in zip(signs, differences)))
+            for signs in itertools.product((-1, 1), repeat=len(differences))]
+    expected = sum(total >= observed for total in sums) / len(sums)
+    assert operator_report.sign_flip_exact(differences) == pytest.approx(expected, rel=1e-12)
+
+
+@given(st.integers(0, 60), st.integers(0, 60), st.integers(0, 20))
+def test_sign_flip_of_single_pairs_is_the_exact_mcnemar_test(b, c, ties):
+    """Differences of +1 (b), -1 (c) and 0: the sign-flip test is the binomial test of b vs c."""
+    expected = 1.0 if b + c == 0 else scipy.stats.binomtest(b, b + c, 0.5).pvalue
+    assert operator_report.sign_flip_exact([1] * b + [-1] * c + [0] * ties) == pytest.approx(
+        expected, rel=1e-9, abs=1e-15)
+
+
+def test_per_image_p_treats_an_image_and_not_its_seeds_as_the_unit():
+    """Two images the variant solves at all three seeds and the baseline at none: six
+    discordant pairs (McNemar p = 2 / 2^6) but only two images (p = 2 / 2^2 = 0.5)."""
+    def group(outcomes):
+        records = {(seed, image, -1): {"success": ok, "queries": 10 if ok else 50}
+                   for (seed, image), ok in outcomes.items()}
+        return {"records": records, "budget": 50, "complete": True}
+
+    problems = [(seed, image) for seed in range(3) for image in (7, 9)]
+    row = operator_report.group_stats(group({k: True for k in problems}), group({k: False for k in problems}))
+    assert (row["only_variant"], row["only_baseline"], row["images_paired"]) == (6, 0, 2)
+    assert row["mcnemar_p"] == pytest.approx(2 / 64) and row["sign_p"] == pytest.approx(2 / 64)
+    assert row["image_success_p"] == pytest.approx(0.5) and row["image_first_p"] == pytest.approx(0.5)
