@@ -118,6 +118,7 @@ stage_trained() {
 stage_operators() {
   local store="$RUNS/operators/operators-followup-resnet20.sqlite"
   resume_from docs/results/operator_runs/operators-followup-resnet20.sqlite "$store"
+  deattack sweep configs/operators.py:followup-resnet20 --store "$store" --plan | tail -n 1  # what is left
   deattack sweep configs/operators.py:followup-resnet20 --store "$store" \
     --reuse "$REPO/docs/results/operator_runs/operators-h2h-resnet20.sqlite" --json
 }
