@@ -464,9 +464,9 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
               "- Per-image p: the two tests above with the image, not the (seed, image) pair, as the "
               "independent unit: each image's difference summed over its seeds (success: operator minus "
               "baseline; first: first minus later), then the exact two-sided sign-flip test of those sums "
-              "(p = P(|sum of randomly signed sums| >= |observed sum|)). With one seed it equals the "
-              "McNemar / sign test p when an image is one problem (one seed, one target); with several seeds "
-              "it is the one to read.", ""]
+              "(p = P(|sum of randomly signed sums| >= |observed sum|)). It equals the McNemar / sign test p "
+              "when every image is one problem (one seed, one target); with several seeds it is the one to "
+              "read.", ""]
     if incomplete:
         lines += ["## Incomplete cells", "",
                   "Cells not finished, left out of the tables (a row marked \"(incomplete)\" is over its "
