@@ -32,7 +32,7 @@ import numpy as np
 
 from deattack.attack.config import FIELDS_ADDED_LATER, AttackConfig
 from deattack.io_checks import check_output_file
-from deattack.store import Store, canonical_json
+from deattack.store import Store, StoreError, canonical_json
 
 # Grid keys of a SweepConfig, in expansion order (the first varies slowest), and the
 # AttackConfig field each one sets.
@@ -362,8 +362,6 @@ def plan(config: SweepConfig, store_path: str | os.PathLike | None = None) -> li
     Raises:
       StoreError: the store holds another sweep, or is not a results store.
     """
-    from deattack.store import StoreError
-
     units = units_of(config)
     done: dict[tuple[str, int], dict[str, Any]] = {}
     partial: dict[tuple[str, int], int] = {}
