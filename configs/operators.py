@@ -33,6 +33,8 @@ Variants:
   followup-resnet20        the same, resnet20, 1 px untargeted on the first 109 test
                            images (exactly 100 correctly classified by the shipped
                            20-epoch checkpoint, 89.1 % test accuracy): 18 cells.
+  scan-resnet20            the exhaustive corner-colour scan (1,024 locations x 8
+                           corners) on followup-resnet20's images: 1 cell, 3 units.
   head-to-head-lenet       the default (rand/1-snap-local from corner colours) against
                            rand/1 and the runner-up best/1/exp, 1/3/5 px untargeted on
                            the screen's 200 images, seeds 0-2: 27 cells (the screen's and
@@ -200,6 +202,10 @@ def get_config(variant: str = "screen") -> SweepConfig:
             targeted, name="operators-followup-lenet-targeted-rest",
             variants=tuple(VARIANTS[n] for n in FOLLOWUP if n not in HEAD_TO_HEAD)),
         "followup-resnet20": resnet20,
+        # Which of those images any corner-colour pixel fools at all (the 1-pixel ceiling
+        # the lenet screen measured, here for resnet20): the 8,192-query scan, one cell.
+        "scan-resnet20": dataclasses.replace(resnet20, name="operators-scan-resnet20", seeds=(0,),
+                                             variants=(VARIANTS["exhaustive-corners"],)),
         # The issue's full grid: the shipped undefended victims, the first 700 test images
         # (~510 / ~620 correctly classified by lenet / resnet20), both modes, 1/3/5 px, the
         # follow-up's operators and seeds: 216 cells, ~3e9 queries at most (about 3 h of
