@@ -302,8 +302,7 @@ def parse_shard(text: str | tuple[int, int]) -> tuple[int, int]:
 def shard_units(units: Sequence[Unit], shard: tuple[int, int]) -> list[Unit]:
     """Unit u goes to shard u mod n: n shards cover every unit exactly once, and each
     shard gets a share of every cell (balanced when cells differ in cost)."""
-    index, count = parse_shard(shard)
-    return list(units[index::count])
+    return select_units(units, shard)
 
 
 def parse_units(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
