@@ -514,7 +514,8 @@ def run_sweep(
     shard = parse_shard(shard)
     numbers = parse_units(units)
     cells = expand(config)
-    units = select_units(units_of(config, cells), shard, numbers)
+    all_units = units_of(config, cells)
+    units = select_units(all_units, shard, numbers)
     scope = f"{shard[0]}/{shard[1]}" + ("" if numbers is None else f" units {format_units(numbers)}")
     store_path = Path(store_path)
     log_path = Path(log_path) if log_path else default_log_path(store_path)
@@ -536,7 +537,7 @@ def run_sweep(
     try:
         store.initialize(config.to_json(), config.key())
         log.info("sweep %s: shard %s, %d of %d units, store %s, command %r", config.name, scope,
-                 len(units), len(units_of(config, cells)), store_path, command)
+                 len(units), len(all_units), store_path, command)
         log.info("config %s", canonical_json(config.to_json()))
         done = store.done_units()
         pending = [u for u in units if (u.cell.cell_id, u.chunk) not in done]
