@@ -179,9 +179,7 @@ def collect(stores: Sequence[str | os.PathLike]) -> dict[tuple, dict[str, Any]]:
             if cell["units_done"] < cell["units_total"]:
                 group["complete"] = False
                 total = cell["units_total"]
-                # The sweep numbers its units cell-major (deattack.sweep.units_of), every cell
-                # with the same chunks: the numbers `deattack sweep --units` takes.
-                missing = tuple(cell["position"] * total + chunk for chunk in range(total)
+                missing = tuple(sweep.unit_number(cell["position"], chunk, total) for chunk in range(total)
                                 if (cell["cell_id"], chunk) not in chunks_done)
                 group["left_out"].append((cell["seed"], cell["units_done"], total, str(path), missing,
                                           _sweep_spec(data.runs)))

@@ -284,6 +284,12 @@ def units_of(config: SweepConfig, cells: Sequence[Cell] | None = None) -> list[U
             for cell in cells for chunk, offset in enumerate(range(0, count, size))]
 
 
+def unit_number(cell_position: int, chunk: int, units_per_cell: int) -> int:
+    """A unit's number, its index in units_of (cell-major, every cell with the same
+    chunks): what `deattack sweep --units` takes and `--plan` lists."""
+    return cell_position * units_per_cell + chunk
+
+
 def parse_shard(text: str | tuple[int, int]) -> tuple[int, int]:
     """"i/n" (0 <= i < n) -> (i, n)."""
     if isinstance(text, tuple):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from deattack.cli_sweep import main
 from deattack.store import Store, StoreError
-from deattack.sweep import format_units, parse_units, plan, select_units, shard_units, units_of
+from deattack.sweep import format_units, parse_units, plan, select_units, shard_units, unit_number, units_of
 from tests.sweep import toy
 from tests.sweep.conftest import table_rows
 
@@ -48,6 +48,13 @@ def test_select_units_is_the_shard_within_the_numbers():
     assert select_units(units, "1/2", (0, 1, 2, 3)) == [units[1], units[3]]
     with pytest.raises(ValueError, match=f"sweep has {len(units)} units"):
         select_units(units, (0, 1), (0, len(units)))
+
+
+def test_unit_number_is_the_position_in_units_of():
+    units = units_of(toy.CONFIG)
+    per_cell = len(units) // len({unit.cell.cell_id for unit in units})
+    assert per_cell > 1  # several chunks a cell, so the formula is exercised
+    assert [unit_number(unit.cell.position, unit.chunk, per_cell) for unit in units] == list(range(len(units)))
 
 
 def _digest(path) -> str:
