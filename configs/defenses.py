@@ -28,7 +28,7 @@ import dataclasses
 
 from deattack.attack import paper_config
 from deattack.defenses.evaluate import DefenseEvalConfig
-from deattack.sweep import ImageSet
+from deattack.sweep.grid import ImageSet
 
 
 def _pairs(model: str, trained: bool = True) -> tuple[tuple[str, str], ...]:

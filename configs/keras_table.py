@@ -19,7 +19,7 @@ untargeted, and differs across victims.
 """
 
 from deattack.attack import AttackConfig
-from deattack.sweep import ImageSet, SweepConfig
+from deattack.sweep.grid import ImageSet, SweepConfig
 
 
 def get_config(variant: str = "") -> SweepConfig:

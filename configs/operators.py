@@ -78,7 +78,7 @@ were written with the full forward (`--set attack.forward=full` reproduces that)
 import dataclasses
 
 from deattack.attack import AttackConfig
-from deattack.sweep import ImageSet, SweepConfig
+from deattack.sweep.grid import ImageSet, SweepConfig
 
 TEXTBOOK_MUTATIONS = ("rand/1", "rand/2", "best/1", "best/2", "current-to-best/1", "current-to-pbest/1")
 CROSSOVERS = ("none", "bin", "exp")

@@ -18,7 +18,7 @@ network, confidence ~60-80%, targeted lower; success rises with pixels.
 import dataclasses
 
 from deattack.attack import paper_config
-from deattack.sweep import ImageSet, SweepConfig
+from deattack.sweep.grid import ImageSet, SweepConfig
 
 
 def get_config(variant: str = "") -> SweepConfig:

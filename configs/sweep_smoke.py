@@ -10,7 +10,7 @@ noise at this budget.
 """
 
 from deattack.attack import AttackConfig
-from deattack.sweep import ImageSet, SweepConfig
+from deattack.sweep.grid import ImageSet, SweepConfig
 
 
 def get_config(variant: str = "") -> SweepConfig:

@@ -6,7 +6,7 @@
 Variants: "resnet20", "lenet", "nin", "allconv", "vgg16", "smoke".
 """
 
-from deattack.train import TrainConfig
+from deattack.training.train import TrainConfig
 
 RECIPES = {
     "resnet20": TrainConfig(model="resnet20", epochs=20, learning_rate=0.1),

@@ -5,7 +5,8 @@
 """
 
 from deattack.attack import AttackConfig, AttackResults, attack, paper_config
-from deattack.victim import Victim, load_victim
+from deattack.victims.loading import load_victim
+from deattack.victims.victim import Victim
 
 __version__ = "0.1.0"
 __all__ = ["AttackConfig", "AttackResults", "Victim", "attack", "load_victim", "paper_config"]

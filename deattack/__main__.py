@@ -1,5 +1,5 @@
 import sys
 
-from deattack.cli import main
+from deattack.cli.main import main
 
 sys.exit(main())

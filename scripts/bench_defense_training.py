@@ -31,8 +31,9 @@ def main() -> None:
     parser.add_argument("--out", help="append the JSON line to this file")
     args = parser.parse_args()
 
-    from deattack import data, train
+    from deattack import data
     from deattack.models import get_model
+    from deattack.training import train
 
     images, labels = data.load_split("train")
     images, labels = jax.numpy.asarray(images[:4096]), jax.numpy.asarray(labels[:4096])

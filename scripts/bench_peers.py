@@ -30,7 +30,7 @@ TARGETS = {"ratio_to_forward": 0.9, "speedup_cpu": 2.0, "speedup_gpu": 100.0}
 
 
 def _run_bench(bench_args: list[str]) -> dict:
-    from deattack.cli import main
+    from deattack.cli.main import main
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "bench.jsonl"

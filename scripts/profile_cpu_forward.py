@@ -26,14 +26,14 @@ from jax import lax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deattack.bench import images_per_s  # noqa: E402
-from deattack.victim import load_victim  # noqa: E402
+from deattack.bench.timing import images_per_s  # noqa: E402
+from deattack.victims.loading import load_victim  # noqa: E402
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def jax_vs_torch(name: str, batch: int) -> None:
-    from deattack.peers.torch_port import port, torch_logits
+    from deattack.bench.peers.torch_port import port, torch_logits
     victim = load_victim(name)
     module = port(victim).eval()
     images = np.random.default_rng(0).integers(0, 256, (batch, 32, 32, 3)).astype(np.float32)

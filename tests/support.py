@@ -37,6 +37,6 @@ def forbid_work(monkeypatch, before: str) -> None:
     def work(*args, **kwargs):
         raise AssertionError(f"work started {before}")
 
-    monkeypatch.setattr("deattack.victim.load_victim", work)
+    monkeypatch.setattr("deattack.victims.loading.load_victim", work)
     monkeypatch.setattr("deattack.data.load_split", work)
-    monkeypatch.setattr("deattack.sweep._load_victims", work)
+    monkeypatch.setattr("deattack.sweep.run._load_victims", work)

@@ -10,8 +10,11 @@ from typing import Any
 import numpy as np
 
 from deattack.attack.config import AttackConfig
+from deattack.attack.exhaustive import ExhaustiveRunner
 from deattack.attack.results import ResultStore, summarize
 from deattack.attack.runner import Problem, Progress, SlotRunner, bucket_size, build_problems
+from deattack.victims import loading
+from deattack.victims.victim import Victim, predict
 
 
 @dataclasses.dataclass
@@ -107,11 +110,9 @@ def attack(
       >>> results = attack(victim, images[:10], labels[:10], paper_config(pixels=1))
       >>> results.summary["success_rate"]
     """
-    from deattack.victim import Victim, load_victim, predict
-
     config = config or AttackConfig()
     if not isinstance(victim, Victim):
-        victim = load_victim(str(victim))
+        victim = loading.load_victim(str(victim))
     validate_inputs(images, labels, None, targets)  # shapes and ranges before the victim runs
     if targets is not None and config.mode != "targeted":
         raise ValueError(f"targets were given but mode={config.mode!r}; use mode='targeted'")
@@ -148,9 +149,8 @@ def attack(
     def verify(perturbed: np.ndarray) -> np.ndarray:
         return predict(victim, perturbed, batch_size=bucket_size(len(perturbed), 64))
 
-    runner_class = SlotRunner
-    if config.search == "exhaustive":  # the corner-scan baseline (deattack.attack.exhaustive)
-        from deattack.attack.exhaustive import ExhaustiveRunner as runner_class
+    # the corner-scan baseline (deattack.attack.exhaustive) has its own runner
+    runner_class = ExhaustiveRunner if config.search == "exhaustive" else SlotRunner
     runner = runner_class(config, victim.apply_fn, victim.variables, images, verify, clean_logits,
                           module=victim.module)
     def record_batch(batch: list[dict[str, Any]]) -> None:

@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from deattack.attack import criteria
-from deattack.attack.encoding import INITIALISATIONS
+from deattack.attack.encoding import INITIALISATIONS, bound_names, dim_kinds
 from deattack.de import ADAPTATIONS, BOUNDS, CROSSOVERS, MUTATIONS, DEConfig, DEParams, cma_es
 
 TARGET_CHOICES = ("all", "random")
@@ -164,8 +164,6 @@ class AttackConfig:
         return self.population_size * (self.max_generations + 1)
 
     def de_config(self) -> DEConfig:
-        from deattack.attack.encoding import bound_names, dim_kinds
-
         return DEConfig(
             population_size=self.population_size, num_dims=self.num_dims,
             mutation=self.mutation, crossover=self.crossover, adaptation=self.adaptation,
@@ -175,8 +173,6 @@ class AttackConfig:
     def search_config(self) -> DEConfig | cma_es.CMAESConfig:
         """The optimiser's static config: CMA-ES's for search="cma-es", else DE's."""
         if self.search == "cma-es":
-            from deattack.attack.encoding import bound_names
-
             return cma_es.CMAESConfig(
                 population_size=self.population_size, num_dims=self.num_dims,
                 bounds=bound_names(self.pixels, self.coordinate_bounds, self.colour_bounds),

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from deattack.attack.encoding import GENES_PER_PIXEL, decode
-from deattack.defenses.wrappers import neighbour_median
+from deattack.filters import neighbour_median
 
 
 def neighbour_medians(image: jax.Array, columns_rows: jax.Array) -> jax.Array:

@@ -19,11 +19,11 @@ import numpy as np
 from flax import struct
 
 from deattack import de
-from deattack.de import cma_es
 from deattack.attack import confine, criteria, encoding, incremental
 from deattack.attack.config import AttackConfig
 from deattack.attack.perturb import apply_pixels
-from deattack.defenses.wrappers import neighbour_median
+from deattack.de import cma_es
+from deattack.filters import neighbour_median
 
 # fold_in tag of a problem's initial population; DE generations use 0, 1, 2, ...
 _POPULATION_TAG = 2**31 - 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from deattack.attack.encoding import decode
 
@@ -37,3 +38,11 @@ def perturb_batch(images: jax.Array, candidates: jax.Array) -> jax.Array:
     """Every candidate of every image: [N, H, W, C] x [N, P, 5K] -> [N, P, H, W, C]."""
     per_image = jax.vmap(apply_pixels, in_axes=(None, 0))
     return jax.vmap(per_image)(images, candidates)
+
+
+def numpy_apply_pixels(image: np.ndarray, genes: np.ndarray) -> np.ndarray:
+    """Independent NumPy re-implementation of the perturbation, for verification."""
+    out = np.array(image, dtype=np.float32, copy=True)
+    for x, y, r, g, b in np.asarray(genes, np.float64).reshape(-1, 5):
+        out[int(np.floor(y)), int(np.floor(x))] = np.clip(np.round([r, g, b]), 0, 255)
+    return out

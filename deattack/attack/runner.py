@@ -22,6 +22,8 @@ import numpy as np
 
 from deattack.attack import criteria, encoding, engine
 from deattack.attack.config import AttackConfig
+from deattack.attack.perturb import numpy_apply_pixels
+from deattack.attack.targets import random_targets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +69,9 @@ def build_problems(config: AttackConfig, labels: np.ndarray, image_indices: np.n
         elif config.targets == "all":
             problems.extend(Problem(row, int(index), int(label), t)
                             for t in range(num_classes) if t != label)
-        else:
-            # Each image's own stream: its target does not depend on the batch.
-            choice = int(np.random.default_rng([config.seed, int(index)]).integers(num_classes - 1))
-            problems.append(Problem(row, int(index), int(label), choice + (choice >= label)))
+        else:  # RANDOM_TARGET_RULE: the image's own stream, independent of the batch
+            target = random_targets(config.seed, [index], [label], num_classes)[0]
+            problems.append(Problem(row, int(index), int(label), int(target)))
     return problems
 
 
@@ -80,14 +81,6 @@ def bucket_size(count: int, limit: int) -> int:
     while size < count:
         size *= 2
     return min(size, limit)
-
-
-def numpy_apply_pixels(image: np.ndarray, genes: np.ndarray) -> np.ndarray:
-    """Independent NumPy re-implementation of the perturbation, for verification."""
-    out = np.array(image, dtype=np.float32, copy=True)
-    for x, y, r, g, b in np.asarray(genes, np.float64).reshape(-1, 5):
-        out[int(np.floor(y)), int(np.floor(x))] = np.clip(np.round([r, g, b]), 0, 255)
-    return out
 
 
 class SlotRunner:

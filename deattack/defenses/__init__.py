@@ -1,12 +1,12 @@
-"""Defenses against few-pixel attacks.
+"""The defense study: a sweep of attacks against defended and undefended victims, clean
+accuracy, transfer from the undefended twin, verdicts (evaluate) and its report (report).
 
-Training-time: the "dead_pixels" and "de_attack" augmentations (deattack.augment),
-selected with `deattack train --augment ...`; a model trained with them is a
-checkpoint like any other (checkpoints/resnet20_deadpixel loads as "resnet20_deadpixel").
-Inference-time: wrappers (deattack.defenses.wrappers) named in a victim spec,
-"median3+resnet20". Evaluation: deattack.defenses.evaluate (`deattack defenses`).
+The defenses themselves live below: inference-time filters in deattack.filters, wrapped
+around a victim by deattack.victims.defended ("median3+resnet20"); training-time ones are
+augmentations in deattack.training.augment (`deattack train --augment dead_pixels`).
 """
 
-from deattack.defenses.wrappers import DEFENSES, Defense, load_defended, median3, outlier_repair, parse_defense, wrap
+from deattack.defenses.evaluate import DefenseEvalConfig, run_defenses
+from deattack.defenses.report import write_report
 
-__all__ = ["DEFENSES", "Defense", "load_defended", "median3", "outlier_repair", "parse_defense", "wrap"]
+__all__ = ["DefenseEvalConfig", "run_defenses", "write_report"]

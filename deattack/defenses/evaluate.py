@@ -36,8 +36,15 @@ from typing import Any
 
 import numpy as np
 
+from deattack import data
 from deattack.attack.config import AttackConfig, paper_config
-from deattack.sweep import GRID_KEYS, ImageSet, SweepConfig, SweepProgress
+from deattack.attack.perturb import numpy_apply_pixels
+from deattack.reports.sweep_report import NONFINITE, cell_stats, load
+from deattack.sweep.grid import GRID_KEYS, ImageSet, SweepConfig, parse_shard
+from deattack.sweep.run import SweepProgress, run_sweep
+from deattack.victims import loading
+from deattack.victims.defended import split_victim_spec
+from deattack.victims.victim import correctly_classified, predict, victim_fingerprint
 
 HOLD_MARGIN = 0.10  # success-rate points a defense must stay below its twin to "hold"
 _GRID_DEFAULTS = AttackConfig()
@@ -47,7 +54,6 @@ _FIELDS_ADDED_LATER = {"aware_attack": True}
 
 def repair_threshold(spec: str) -> float | None:
     """The outlier repair's threshold in a wrapper spec ("repair:threshold=32+lenet" -> 32.0), else None."""
-    from deattack.defenses.wrappers import split_victim_spec
 
     if "+" not in spec:
         return None
@@ -172,17 +178,15 @@ def _sweep(name, victims, pixels, modes, attack: AttackConfig, images, chunk_ima
 
 def resolve_victims(specs, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Spec -> Victim: from `given`, else wrappers around given / loaded victims, else loaded."""
-    from deattack.defenses.wrappers import load_defended
-    from deattack.victim import load_victim
 
     loaded = {}
     for spec in specs:
         if given is not None and spec in given:
             loaded[spec] = given[spec]
         elif "+" in spec:
-            loaded[spec] = load_defended(spec, given=given)
+            loaded[spec] = loading.load_defended(spec, given=given)
         else:
-            loaded[spec] = load_victim(spec)
+            loaded[spec] = loading.load_victim(spec)
     return loaded
 
 
@@ -190,8 +194,6 @@ def clean_accuracy(victims: Mapping[str, Any], images: np.ndarray, labels: np.nd
                    previous: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """{spec: {"accuracy", "n_images", "fingerprint"}}; entries of `previous` with the same
     fingerprint and image count are reused."""
-    from deattack.sweep import victim_fingerprint
-    from deattack.victim import correctly_classified
 
     result = {}
     for spec, victim in victims.items():
@@ -214,9 +216,6 @@ def transfer(config: DefenseEvalConfig, store_path: str | os.PathLike, victims: 
     success is the criterion (untargeted: not the true class; targeted: the target)
     on the wrapped victim. Queries are the twin attack's.
     """
-    from deattack.attack.runner import numpy_apply_pixels
-    from deattack.report import NONFINITE, load
-    from deattack.victim import predict
 
     data = load(store_path)
     rows = []
@@ -290,8 +289,6 @@ def run_defenses(
     Raises:
       ValueError: the folder holds another evaluation's config.
     """
-    from deattack import data
-    from deattack.sweep import parse_shard, run_sweep
 
     shard = parse_shard(shard)  # a bad shard is refused before the folder is touched
     sweeps = config.sweeps()
@@ -351,8 +348,6 @@ def run_defenses(
 
 
 def _stats_by_cell(store_path: Path) -> dict[tuple[str, int, str], dict[str, Any]]:
-    from deattack.report import cell_stats, load
-
     if not store_path.is_file():
         return {}
     data = load(store_path)

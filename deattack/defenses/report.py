@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from deattack.defenses.evaluate import HOLD_MARGIN, comparison_rows, verdicts
-from deattack.report import markdown_table, number, percent
+from deattack.reports.figures import pyplot
+from deattack.reports.format import markdown_table, number, percent
 
 
 def _rate(cell: dict[str, Any] | None) -> str:
@@ -37,9 +38,8 @@ def _points(value: float | None) -> str:
 def figure(rows: list[dict[str, Any]], path: Path) -> Path:
     """Success rate vs pixels, a panel per mode: each defense under the adaptive attack
     (solid) and the default one (dotted), its twin under the same attacks (dashed)."""
-    from deattack.report import _pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     modes = [m for m in ("untargeted", "targeted") if any(r["mode"] == m for r in rows)] or ["untargeted"]
     fig, axes = plt.subplots(1, len(modes), figsize=(5.2 * len(modes), 4.6), squeeze=False, layout="constrained")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -10,11 +10,21 @@ import numpy as np
 import pytest
 
 from deattack.attack import attack
-from deattack.victim import Victim
+from deattack.victims.victim import Victim
 from tests import support
-from .red_dot import (BASE_CONFIG, LAYOUTS, NUM_WEAKNESS_IMAGES, TARGETED_CONFIG, TARGETS,
-                      THREE_PIXEL_CONFIG, TRUE_CLASS, WEAK_CLASS, grey_images, make_victim)
 
+from .red_dot import (
+    BASE_CONFIG,
+    LAYOUTS,
+    NUM_WEAKNESS_IMAGES,
+    TARGETED_CONFIG,
+    TARGETS,
+    THREE_PIXEL_CONFIG,
+    TRUE_CLASS,
+    WEAK_CLASS,
+    grey_images,
+    make_victim,
+)
 
 # encoding.paper_population (line 54) and uniform_population (line 63) rely on implicit
 # rank promotion, so no attack can run with it set to "raise" (test_encoding.py holds the

@@ -12,7 +12,7 @@ import numpy as np
 
 from deattack.attack import AttackConfig, attack
 from deattack.models import get_model
-from deattack.victim import Victim
+from deattack.victims.victim import Victim
 
 
 def main():

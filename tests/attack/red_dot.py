@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deattack.attack import AttackConfig
-from deattack.victim import Victim
+from deattack.victims.victim import Victim
 
 WEAK_X, WEAK_Y = 12, 20  # x = column, y = row: the weak pixel is image[WEAK_Y, WEAK_X]
 TRUE_CLASS, WEAK_CLASS = 3, 7

@@ -8,10 +8,21 @@ import numpy as np
 import pytest
 
 from deattack.attack import AttackConfig, attack, validate_inputs
-from deattack.victim import Victim
+from deattack.victims.victim import Victim
 
-from .red_dot import (FAULTY_NAN_GREY, NUM_CLASSES, TARGETED_CONFIG, TRUE_CLASS, WEAK_CLASS, WEAK_X,
-                      WEAK_Y, faulty_logits, grey_images, make_victim, nan_logits)
+from .red_dot import (
+    FAULTY_NAN_GREY,
+    NUM_CLASSES,
+    TARGETED_CONFIG,
+    TRUE_CLASS,
+    WEAK_CLASS,
+    WEAK_X,
+    WEAK_Y,
+    faulty_logits,
+    grey_images,
+    make_victim,
+    nan_logits,
+)
 
 
 @pytest.mark.parametrize("overrides, field", [

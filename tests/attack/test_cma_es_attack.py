@@ -8,8 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from deattack import report
 from deattack.attack import AttackConfig
+from deattack.reports import sweep_report as report
 
 from .red_dot import TARGETS, TRUE_CLASS, WEAK_CLASS, WEAK_X, WEAK_Y, grey_images
 
@@ -101,7 +101,7 @@ def test_budget_and_labels():
 
 def test_operator_study_runs_cma_es_at_the_papers_budget():
     from deattack import config_files
-    from deattack.sweep import expand
+    from deattack.sweep.grid import expand
 
     cells = [c for c in expand(config_files.load("configs/operators.py:screen")) if c.attack.search == "cma-es"]
     assert sorted(c.attack.pixels for c in cells) == [1, 3]

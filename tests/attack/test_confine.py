@@ -15,7 +15,9 @@ import scipy.ndimage
 from deattack.attack import AttackConfig, confine, engine
 from deattack.attack.encoding import decode
 from deattack.attack.perturb import apply_pixels
-from deattack.defenses.wrappers import outlier_repair, wrap
+from deattack.filters import outlier_repair
+from deattack.victims.defended import wrap
+
 from .red_dot import BASE_CONFIG, TRUE_CLASS, WEAK_CLASS, WEAK_X, WEAK_Y, grey_images
 
 RADIUS = 64.0
@@ -150,7 +152,7 @@ def test_a_radius_outside_0_255_is_refused(radius):
 def test_the_corner_scan_and_the_scipy_peer_refuse_a_radius():
     with pytest.raises(ValueError, match="exhaustive.*neighbour_radius"):
         AttackConfig(search="exhaustive", neighbour_radius=8.0)
-    from deattack.peers.scipy_de import scipy_attack
+    from deattack.bench.peers.scipy_de import scipy_attack
 
     with pytest.raises(ValueError, match="neighbour_radius"):
         scipy_attack(None, grey_images(1), np.asarray([TRUE_CLASS]), AttackConfig(neighbour_radius=8.0))

@@ -14,11 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deattack.attack import AttackConfig, attack
-from deattack.attack import incremental
+from deattack.attack import AttackConfig, attack, incremental
 from deattack.attack.perturb import apply_pixels
 from deattack.models import get_model, normalize
-from deattack.victim import Victim
+from deattack.victims.victim import Victim
 
 IMAGE_SHAPE = (32, 32, 3)
 
@@ -164,7 +163,7 @@ def test_a_victim_without_a_module_is_refused():
 @pytest.mark.allow_rank_promotion
 def test_the_attack_finds_what_the_full_forward_finds(cifar_test, pixels=1):
     """Same seed, same images: the same successes, queries and pixels; fitness to rounding."""
-    from deattack.victim import load_victim
+    from deattack.victims.loading import load_victim
 
     victim = load_victim("lenet")
     images, labels = cifar_test[0][:6], cifar_test[1][:6]

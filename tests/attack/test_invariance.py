@@ -12,8 +12,17 @@ import pytest
 
 from deattack.attack import AttackConfig, attack, runner
 
-from .red_dot import (BASE_CONFIG, LAYOUTS, NUM_CLASSES, NUM_WEAKNESS_IMAGES, TARGETED_CONFIG,
-                      TARGETS, TRUE_CLASS, WEAK_CLASS, grey_images)
+from .red_dot import (
+    BASE_CONFIG,
+    LAYOUTS,
+    NUM_CLASSES,
+    NUM_WEAKNESS_IMAGES,
+    TARGETED_CONFIG,
+    TARGETS,
+    TRUE_CLASS,
+    WEAK_CLASS,
+    grey_images,
+)
 
 pytestmark = pytest.mark.allow_rank_promotion
 

@@ -6,10 +6,23 @@ The runs are session fixtures (conftest.py), shared with test_reverification.py.
 import numpy as np
 import pytest
 
-from .red_dot import (BASE_CONFIG, GREY, MIN_REDNESS, NUM_WEAKNESS_IMAGES, TARGETED_CONFIG,
-                      THREE_PIXEL_CONFIG, TRUE_CLASS, WEAK_CLASS, WEAK_X, WEAK_Y, grey_images,
-                      make_victim, numpy_red_dot_logits)
 from deattack.attack import runner
+
+from .red_dot import (
+    BASE_CONFIG,
+    GREY,
+    MIN_REDNESS,
+    NUM_WEAKNESS_IMAGES,
+    TARGETED_CONFIG,
+    THREE_PIXEL_CONFIG,
+    TRUE_CLASS,
+    WEAK_CLASS,
+    WEAK_X,
+    WEAK_Y,
+    grey_images,
+    make_victim,
+    numpy_red_dot_logits,
+)
 
 pytestmark = pytest.mark.allow_rank_promotion
 

@@ -9,6 +9,7 @@ import pytest
 
 from deattack.attack import AttackConfig
 from deattack.attack.encoding import INITIALISATIONS
+
 from .red_dot import BASE_CONFIG, MIN_REDNESS, TRUE_CLASS, WEAK_CLASS, WEAK_X, WEAK_Y, grey_images
 
 pytestmark = pytest.mark.allow_rank_promotion

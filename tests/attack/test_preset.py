@@ -3,7 +3,8 @@ becomes (issue 7 may change the default; the paper stays one flag away)."""
 
 import dataclasses
 
-from deattack.cli import _attack_config, build_parser
+from deattack.cli.attack import _attack_config
+from deattack.cli.main import build_parser
 
 
 def _config(*argv):

@@ -25,8 +25,7 @@ from deattack.attack.config import _NUMERIC_FIELDS
 from deattack.de import ADAPTATIONS, BOUNDS, CROSSOVERS, MUTATIONS
 from deattack.de.mutation import MIN_POPULATION_SIZE
 
-from .red_dot import (BASE_CONFIG, NUM_CLASSES, TRUE_CLASS, WEAK_CLASS, make_victim, numpy_red_dot_logits,
-                      red_dot_logits)
+from .red_dot import BASE_CONFIG, NUM_CLASSES, TRUE_CLASS, WEAK_CLASS, make_victim, numpy_red_dot_logits, red_dot_logits
 
 # --- AttackConfig ------------------------------------------------------------------
 

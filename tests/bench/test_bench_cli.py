@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from deattack.cli import main
-from deattack.cli_bench import resolve_peers
+from deattack.cli.bench import resolve_peers
+from deattack.cli.main import main
 from tests.support import requires_cifar10
 
 REQUIRED = ("device", "model", "forward_img_per_s", "attack_queries_per_s", "ratio_to_forward",

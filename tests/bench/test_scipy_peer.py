@@ -13,11 +13,10 @@ import pytest
 
 from deattack.attack import paper_config
 from deattack.attack.engine import _POPULATION_TAG
-from deattack.peers.result import AttackRun, speedup
-from deattack.peers.scipy_de import initial_population, scipy_attack, scipy_settings
-from deattack.victim import Victim
+from deattack.bench.peers.result import AttackRun, speedup
+from deattack.bench.peers.scipy_de import initial_population, scipy_attack, scipy_settings
+from deattack.victims.victim import Victim
 from tests.attack.red_dot import TRUE_CLASS, grey_images, location_weights, red_dot_logits
-
 
 # best/1 without crossover finds the red dot on every grey image within this budget
 # (measured: 150-800 queries of 2,050); rand/1 with scipy's redraw-out-of-box bounds

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deattack import augment
-from deattack.train import TrainConfig
+from deattack.training import augment
+from deattack.training.train import TrainConfig
 
 
 def _images(n=12, seed=0):

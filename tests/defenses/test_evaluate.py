@@ -15,9 +15,9 @@ from scipy import ndimage
 from deattack.attack import AttackConfig
 from deattack.defenses.evaluate import DefenseEvalConfig, run_defenses, verdicts
 from deattack.defenses.report import write_report
-from deattack.report import load
-from deattack.sweep import ImageSet
-from deattack.victim import Victim
+from deattack.reports.sweep_report import load
+from deattack.sweep.grid import ImageSet
+from deattack.victims.victim import Victim
 from tests.sweep import toy
 
 CONFIG = DefenseEvalConfig(

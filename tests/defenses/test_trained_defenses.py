@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deattack import augment, train, victim
+from deattack.training import augment, train
+from deattack.victims import loading
 from tests.attack import red_dot
 
 
@@ -50,17 +51,17 @@ def test_defended_checkpoint_trains_with_both_defenses_and_loads_by_name(tmp_pat
         metadata = train.train(config, tmp_path / "run", tmp_path / name, arrays=_synthetic())
     assert metadata["epochs_done"] == 1 and np.isfinite(metadata["test_accuracy"])
 
-    monkeypatch.setattr(victim, "CHECKPOINT_DIR", tmp_path)
-    loaded = victim.load_victim(name)
+    monkeypatch.setattr(loading, "CHECKPOINT_DIR", tmp_path)
+    loaded = loading.load_victim(name)
     assert loaded.name == "lenet"
     assert loaded.metadata["config"]["augmentations"] == list(config.augmentations)
     assert [a["name"] for a in loaded.metadata["augmentations"]] == ["crop", "dead_pixels", "de_attack"]
     assert loaded.metadata["augmentations"][1]["values"] == "mixed"
 
-    wrapped = victim.load_victim(f"median3+{name}")
+    wrapped = loading.load_victim(f"median3+{name}")
     assert wrapped.name == f"median3+{name}" and wrapped.metadata["defense"] == "median3"
     images = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3)).astype(np.float32)
-    from deattack.defenses import median3
+    from deattack.filters import median3
 
     np.testing.assert_allclose(np.asarray(wrapped.logits(jnp.asarray(images))),
                                np.asarray(loaded.logits(median3(jnp.asarray(images)))), rtol=1e-5, atol=1e-5)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from deattack.defenses import median3, outlier_repair, parse_defense, wrap
-from deattack.defenses.wrappers import split_victim_spec
+from deattack.filters import median3, outlier_repair
+from deattack.victims.defended import parse_defense, split_victim_spec, wrap
 from tests.attack import red_dot
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from deattack import cli
+from deattack.cli import main as cli
 from tests.support import forbid_work
 
 ATTACK = ["attack", "--model", "lenet", "--images", "2"]

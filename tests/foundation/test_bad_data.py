@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from deattack import cli, data
+from deattack import data
+from deattack.cli import main as cli
 from tests.support import requires_cifar10
 
 pytestmark = requires_cifar10

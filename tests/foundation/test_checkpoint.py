@@ -9,7 +9,7 @@ import pytest
 
 from deattack import checkpoint
 from deattack.models import get_model
-from deattack.victim import load_victim
+from deattack.victims.loading import load_victim
 
 
 def _variables(name="lenet", seed=0):

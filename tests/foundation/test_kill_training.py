@@ -17,8 +17,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from deattack import checkpoint, train
+from deattack import checkpoint
 from deattack.models import get_model
+from deattack.training import train
 from tests.foundation.train_driver import CONFIG
 from tests.killing import run_and_kill
 

@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from deattack import cli, io_checks
+from deattack import io_checks
+from deattack.cli import main as cli
 from deattack.io_checks import OutputError, check_output_dir
 from tests.support import forbid_work
 

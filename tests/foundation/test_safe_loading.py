@@ -21,8 +21,8 @@ import pytest
 from deattack import checkpoint
 from deattack.attack.results import RESULTS_FILE, ResultStore
 from deattack.models import get_model
-from deattack.store import Store, StoreError
-from deattack.victim import load_victim
+from deattack.sweep.store import Store, StoreError
+from deattack.victims.loading import load_victim
 
 PACKAGE = Path(__file__).resolve().parents[2] / "deattack"
 

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from deattack.victim import CHECKPOINT_DIR, correctly_classified, load_victim
+from deattack.victims.loading import CHECKPOINT_DIR, load_victim
+from deattack.victims.victim import correctly_classified
 from tests.support import requires_cifar10
 
 SHIPPED = sorted(p.stem for p in CHECKPOINT_DIR.glob("*.json"))

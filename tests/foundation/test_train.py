@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deattack import augment, train
 from deattack.models import get_model
+from deattack.training import augment, train
 
 
 def _synthetic(num_train=192, num_test=64, seed=0):
@@ -67,7 +67,7 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
         train.train(config, tmp_path / "b", tmp_path / "b_export", arrays=arrays, on_step=kill_at_step_7)
     resumed = train.train(config, tmp_path / "b", tmp_path / "b_export", arrays=arrays)
     assert resumed["test_accuracy"] == uninterrupted["test_accuracy"]
-    from deattack.victim import load_victim
+    from deattack.victims.loading import load_victim
 
     a, b = load_victim(str(tmp_path / "a_export")), load_victim(str(tmp_path / "b_export"))
     for leaf_a, leaf_b in zip(jax.tree.leaves(a.variables), jax.tree.leaves(b.variables)):

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 
-from deattack import train  # noqa: E402
+from deattack.training import train  # noqa: E402
 
 CONFIG = train.TrainConfig(model="lenet", epochs=2, batch_size=16, learning_rate=0.05,
                            checkpoint_every_steps=4, eval_batch_size=32)

@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from deattack.sweep import run_sweep
+from deattack.sweep.run import run_sweep
 from tests import support
 from tests.sweep import toy
 

@@ -21,8 +21,8 @@ import jax  # noqa: E402
 
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
-from deattack import store  # noqa: E402
-from deattack.sweep import run_sweep  # noqa: E402
+from deattack.sweep import store  # noqa: E402
+from deattack.sweep.run import run_sweep  # noqa: E402
 from tests.sweep import toy  # noqa: E402
 
 

@@ -10,8 +10,8 @@ import os
 import jax
 import pytest
 
-from deattack import sweep
-from deattack.sweep import expand
+from deattack.sweep import programs as sweep
+from deattack.sweep.grid import expand
 from tests.sweep import toy
 
 # 4 attack configs that need 4 programs, x 2 seeds that share them.

@@ -11,9 +11,9 @@ import pytest
 
 from deattack import config_files
 from deattack.attack import AttackConfig
+from deattack.attack.targets import random_targets
 from deattack.overrides import apply_overrides
-from deattack.sweep import (ImageSet, SweepConfig, expand, parse_shard, random_targets, shard_units,
-                            units_of)
+from deattack.sweep.grid import ImageSet, SweepConfig, expand, parse_shard, shard_units, units_of
 from tests.sweep import toy
 
 GRID = SweepConfig(victims=("a", "b"), pixels=(1, 3, 5), modes=("untargeted", "targeted"),
@@ -104,7 +104,7 @@ def test_overrides_set_grid_values():
 
 
 def test_image_range_outside_split_fails_before_any_work(tmp_path, toy_inputs):
-    from deattack.sweep import run_sweep
+    from deattack.sweep.run import run_sweep
 
     config = dataclasses.replace(toy.CONFIG, images=ImageSet(count=toy.NUM_IMAGES + 1))
     with pytest.raises(ValueError, match="images.count"):
@@ -113,7 +113,7 @@ def test_image_range_outside_split_fails_before_any_work(tmp_path, toy_inputs):
 
 
 def test_unknown_victim_fails_before_any_work(tmp_path, toy_inputs):
-    from deattack.sweep import run_sweep
+    from deattack.sweep.run import run_sweep
 
     config = dataclasses.replace(toy.CONFIG, victims=("toy", "no-such-victim"))
     with pytest.raises(ValueError, match="victims"):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deattack.sweep import units_of
+from deattack.sweep.grid import units_of
 from tests.killing import run_and_kill
 from tests.sweep import toy
 from tests.sweep.conftest import table_rows

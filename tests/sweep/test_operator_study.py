@@ -9,14 +9,15 @@ import json
 
 import numpy as np
 import pytest
+import scipy.stats
 from hypothesis import given
 from hypothesis import strategies as st
-import scipy.stats
 
-from deattack import config_files, operator_report
+from deattack import config_files
 from deattack.attack import AttackConfig
-from deattack.store import Store
-from deattack.sweep import ImageSet, SweepConfig, expand
+from deattack.reports import operator_report
+from deattack.sweep.grid import ImageSet, SweepConfig, expand
+from deattack.sweep.store import Store
 
 SPEC = "configs/operators.py"
 
@@ -128,7 +129,7 @@ def test_the_25_image_targeted_stores_are_reproduced_by_their_documented_command
     import sqlite3
 
     from deattack.overrides import apply_overrides
-    from deattack.store import canonical_json
+    from deattack.sweep.store import canonical_json
 
     config = apply_overrides(config_files.load(f"{SPEC}:followup-lenet-targeted-34"),
                              ["images.count=34", "seeds=0", f"pixels={pixels}", "attack.forward=full"])

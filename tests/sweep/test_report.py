@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deattack import report
+from deattack.reports import sweep_report as report
 from tests.sweep import toy
 
 COMMAND = "deattack report STORE --out OUT"

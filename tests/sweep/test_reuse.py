@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from deattack.sweep import units_of
+from deattack.sweep.grid import units_of
 from tests.sweep import toy
 from tests.sweep.conftest import table_rows
 

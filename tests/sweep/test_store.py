@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from deattack.store import Store, StoreError, export, merge
-from deattack.sweep import units_of
+from deattack.sweep.grid import units_of
+from deattack.sweep.merge import export, merge
+from deattack.sweep.store import Store, StoreError
 from tests.killing import run_and_kill
 from tests.sweep import toy
 from tests.sweep.conftest import table_rows
@@ -143,7 +144,7 @@ def test_store_of_another_sweep_is_refused(tmp_path, reference_store, run_toy):
 
 
 def test_changed_victim_is_refused(tmp_path, reference_store, toy_inputs):
-    from deattack.sweep import run_sweep
+    from deattack.sweep.run import run_sweep
 
     store = tmp_path / "s.sqlite"
     shutil.copy(reference_store, store)
@@ -239,7 +240,7 @@ def test_reading_a_store_writes_nothing_to_it(tmp_path, reference_store):
     """A report, an export or a --reuse source opens the store read-only: a store written by
     an older schema (no partial_results table) stays byte for byte as committed, and a
     write to it is refused."""
-    from deattack import report
+    from deattack.reports import sweep_report as report
 
     old = tmp_path / "old.sqlite"
     shutil.copy(reference_store, old)

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deattack.cli_sweep import main
-from deattack.store import Store, StoreError
-from deattack.sweep import format_units, parse_units, plan, select_units, shard_units, unit_number, units_of
+from deattack.cli.main import main
+from deattack.sweep.grid import format_units, parse_units, select_units, shard_units, unit_number, units_of
+from deattack.sweep.run import plan
+from deattack.sweep.store import Store, StoreError
 from tests.sweep import toy
 from tests.sweep.conftest import table_rows
 
@@ -131,7 +132,7 @@ def test_cli_bad_units_exit_2_before_any_work(tmp_path, capsys, units, message):
 def test_the_operator_report_names_the_units_plan_lists_as_missing(tmp_path, run_toy):
     """The report numbers a cell's missing chunks itself (position x chunks + chunk);
     they must be the units the sweep runs under those numbers."""
-    from deattack import operator_report
+    from deattack.reports import operator_report
 
     store = tmp_path / "half.sqlite"
     run_toy(toy.CONFIG, store, units="1,4-5", command=f"deattack sweep configs/toy.py:x --store {store} --units 1,4-5")

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from deattack.attack import AttackConfig
-from deattack.sweep import ImageSet, SweepConfig
-from deattack.victim import Victim
+from deattack.sweep.grid import ImageSet, SweepConfig
+from deattack.victims.victim import Victim
 
 NUM_IMAGES = 8
 MISLABELLED = (4, 5)  # wrong labels: correct_only skips them (their unit attacks nothing)

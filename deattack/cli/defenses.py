@@ -16,12 +16,15 @@ import json
 import sys
 from pathlib import Path
 
+from deattack import config_files
+from deattack.cli.common import command_line
+from deattack.defenses.evaluate import DefenseEvalConfig, run_defenses
+from deattack.defenses.report import write_report
+from deattack.overrides import apply_overrides
+
 
 def load_config(spec: str, assignments: list[str]):
     """`configs/defenses.py[:variant]` + `--set key=value`s -> a DefenseEvalConfig."""
-    from deattack import config_files
-    from deattack.defenses.evaluate import DefenseEvalConfig
-    from deattack.overrides import apply_overrides
 
     config = config_files.load(spec)
     if not isinstance(config, DefenseEvalConfig):
@@ -32,13 +35,9 @@ def load_config(spec: str, assignments: list[str]):
 def _defenses(args) -> int:
     from tqdm import tqdm
 
-    from deattack.cli_sweep import _command_line
-    from deattack.defenses.evaluate import run_defenses
-    from deattack.defenses.report import write_report
-
     path_text, _, variant = args.config.partition(":")
     out = Path(args.out or f"runs/defenses/{Path(path_text).stem}{'-' + variant if variant else ''}")
-    command = _command_line(args)
+    command = command_line(args)
     if not args.report_only:
         config = load_config(args.config, args.set)
         bars = {}

@@ -31,7 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from deattack.store import Store
+from deattack import data
+from deattack.reports.figures import adversarial_grid, pyplot
+from deattack.reports.format import latex_table, markdown_table, number, percent
+from deattack.sweep.store import Store
 
 NONFINITE = "nonfinite_logits"
 
@@ -173,14 +176,6 @@ def anytime_curve(records: Sequence[Mapping[str, Any]], budget: int) -> tuple[np
 # --- text -----------------------------------------------------------------------------
 
 
-def percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def number(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _varies(rows: Sequence[Mapping[str, Any]], key: str) -> bool:
     return len({row[key] for row in rows}) > 1
 
@@ -216,43 +211,11 @@ def keras_columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, Any]]:
     return columns
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, Any]]) -> str:
-    lines = ["| " + " | ".join(name for name, _ in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(fn(row) for _, fn in columns) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _latex_escape(text: str) -> str:
-    text = text.replace("\\", "\0")  # backslashes last, so their braces are not escaped
-    for special in "&%_#${}":
-        text = text.replace(special, "\\" + special)
-    return text.replace("\0", r"\textbackslash{}")
-
-
-def latex_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, Any]], caption: str) -> str:
-    lines = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{_latex_escape(caption)}}}",
-             r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule",
-             " & ".join(_latex_escape(name) for name, _ in columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(_latex_escape(fn(row)) for _, fn in columns) + r" \\" for row in rows]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines)
-
-
 # --- figures --------------------------------------------------------------------------
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def figure_success_vs_pixels(stats: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5, 3.5))
     series = collections.defaultdict(list)
     for s in stats:
@@ -286,7 +249,7 @@ def figure_class_heatmaps(data: ReportData, class_names: Sequence[str], path: Pa
             groups[(cell["victim"], cell["n_pixels"])].extend(data.cell_records(cell["cell_id"]))
     if not groups:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     count = len(groups)
     columns = min(count, 3)
     rows = -(-count // columns)
@@ -321,7 +284,7 @@ def _modes(data: ReportData) -> list[str]:
 
 def figure_anytime(data: ReportData, path: Path) -> Path:
     """Success rate after q queries, a panel per mode, a line per (victim, pixels, operator)."""
-    plt = _pyplot()
+    plt = pyplot()
     modes = _modes(data)
     figure, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 3.6), squeeze=False)
     groups = collections.defaultdict(list)
@@ -350,7 +313,7 @@ def figure_anytime(data: ReportData, path: Path) -> Path:
 
 def figure_queries_histogram(data: ReportData, path: Path) -> Path:
     """Queries to success, a panel per mode, one histogram per pixel count."""
-    plt = _pyplot()
+    plt = pyplot()
     modes = _modes(data)
     figure, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 3.4), squeeze=False)
     pixels_of = {cell["cell_id"]: cell["n_pixels"] for cell in data.cells}
@@ -378,8 +341,6 @@ def figure_queries_histogram(data: ReportData, path: Path) -> Path:
 
 def _class_names() -> tuple[str, ...]:
     try:
-        from deattack import data
-
         return data.class_names()
     except Exception:  # tfds missing or data not prepared: numbers instead of names
         return tuple(str(i) for i in range(10))
@@ -389,8 +350,6 @@ def _split_images(split: str, datasets: Mapping[str, tuple[np.ndarray, np.ndarra
     if datasets is not None and split in datasets:
         return datasets[split][0]
     try:
-        from deattack import data
-
         return data.load_split(split)[0]
     except Exception:
         return None
@@ -430,8 +389,6 @@ def build_report(store_path: str | os.PathLike, out: str | os.PathLike, *, comma
         split = data.sweep_config.get("images", {}).get("split", "test")
         images = _split_images(split, datasets) if successes else None
         if images is not None:
-            from deattack.figures import adversarial_grid
-
             by_index = {int(r["image_index"]): np.asarray(images[r["image_index"]]) for r in successes[:8]}
             files["examples"] = str(adversarial_grid(successes, by_index, names, out / "examples.png"))
         elif successes:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deattack.models.common import CIFAR10_MEAN, CIFAR10_STD
+from deattack.victims.victim import predict
 
 
 def torch_device() -> torch.device:
@@ -205,8 +206,6 @@ def check_port(victim, module: nn.Module, images_nhwc: np.ndarray, tolerance: fl
       AssertionError: it exceeds `tolerance` (the port is not the same function).
     """
     import jax
-
-    from deattack.victim import predict
 
     with jax.default_matmul_precision("highest"):
         reference = predict(victim, images_nhwc, batch_size=min(len(images_nhwc), 256))

@@ -20,57 +20,14 @@ name them: "median3+resnet20", "repair:threshold=32+lenet", "median3+repair+lene
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-
-def _neighbourhood(images: jax.Array, mode: str, centre: bool) -> jax.Array:
-    """[9 or 8, N, H, W, C]: the 3x3 neighbours of every pixel (row-major), padded by `mode`."""
-    _, height, width, _ = images.shape
-    padded = jnp.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=mode)
-    views = [padded[:, dy:dy + height, dx:dx + width, :]
-             for dy in range(3) for dx in range(3) if centre or (dy, dx) != (1, 1)]
-    return jnp.stack(views)
-
-
-def _like(result: jax.Array, images: jax.Array) -> jax.Array:
-    """Back to the input's dtype (rounded for integer images)."""
-    if jnp.issubdtype(images.dtype, jnp.integer):
-        result = jnp.round(result)
-    return result.astype(images.dtype)
-
-
-def median3(images: jax.Array) -> jax.Array:
-    """3x3 median filter per channel. images: [N, H, W, C] -> same shape and dtype."""
-    return jnp.sort(_neighbourhood(images, "symmetric", centre=True), axis=0)[4]
-
-
-def neighbour_median(images: jax.Array) -> jax.Array:
-    """Median of each pixel's 8 neighbours per channel (the mean of the 4th and 5th), borders
-    mirrored without repeating the edge: what outlier_repair compares a pixel with.
-    images: [N, H, W, C] -> float32, same shape."""
-    ordered = jnp.sort(_neighbourhood(images.astype(jnp.float32), "reflect", centre=False), axis=0)
-    return 0.5 * (ordered[3] + ordered[4])
-
-
-def outlier_repair(images: jax.Array, threshold: float = 64.0) -> jax.Array:
-    """Replaces isolated outlier pixels by the median of their 8 neighbours.
-
-    Args:
-      images: [N, H, W, C] in [0, 255].
-      threshold: a pixel is an outlier when |pixel - neighbour median| > threshold in
-        any channel, [0, 255].
-
-    Returns:
-      [N, H, W, C], same dtype; only outlier pixels change.
-    """
-    median = neighbour_median(images)
-    outlier = jnp.any(jnp.abs(images.astype(jnp.float32) - median) > threshold, axis=-1, keepdims=True)
-    return _like(jnp.where(outlier, median, images.astype(jnp.float32)), images)
-
+from deattack.filters import median3, outlier_repair
+from deattack.victims.victim import Victim
 
 # name -> (transform(images, **options), option name -> (default, parser)); one line a defense.
 DEFENSES: dict[str, tuple[Callable[..., jax.Array], dict[str, tuple[Any, Callable[[str], Any]]]]] = {
@@ -154,7 +111,6 @@ def wrap(victim, defenses: str | Defense | tuple[Defense, ...], inner_name: str 
     "undefended_test_accuracy" (the wrapper changes accuracy; measure it) and the
     defense recorded under "defense".
     """
-    from deattack.victim import Victim
 
     if isinstance(defenses, str):
         defenses = tuple(parse_defense(d) for d in defenses.split("+"))
@@ -169,12 +125,3 @@ def wrap(victim, defenses: str | Defense | tuple[Defense, ...], inner_name: str 
                                                  metadata.get("defense")]))
     return Victim(name=f"{spec}+{inner_name or victim.name}", apply_fn=DefendedApply(tuple(defenses), victim.apply_fn),
                   variables=victim.variables, metadata=metadata)
-
-
-def load_defended(spec: str, model: str | None = None, given: Mapping[str, Any] | None = None):
-    """Loads "DEFENSE+...+VICTIM": the inner victim by name or path (or from `given`), wrapped."""
-    from deattack.victim import load_victim
-
-    defenses, inner = split_victim_spec(spec)
-    victim = given[inner] if given is not None and inner in given else load_victim(inner, model=model)
-    return wrap(victim, defenses, inner_name=inner)

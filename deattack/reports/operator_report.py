@@ -34,72 +34,16 @@ from typing import Any
 
 import numpy as np
 
-from deattack import report, sweep
+from deattack.reports import sweep_report as report
+from deattack.reports.figures import pyplot
+from deattack.reports.stats import mcnemar_exact, sign_flip_exact, wilson_interval
+from deattack.sweep import grid
 
-Z_95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 BASELINE = "rand/1/none/constant"
 CHECKPOINTS = (400, 2_000, 8_192, 40_400)  # queries at which the tables read the anytime curve
 
 
 # --- statistics -------------------------------------------------------------------------
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (no continuity correction).
-
-    Returns:
-      (low, high) in [0, 1]; (0, 1) when trials is 0.
-    """
-    if trials < 0 or not 0 <= successes <= trials:
-        raise ValueError(f"need 0 <= successes <= trials, got {successes} of {trials}")
-    if trials == 0:
-        return 0.0, 1.0
-    rate = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (rate + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def mcnemar_exact(only_first: int, only_second: int) -> float:
-    """Exact two-sided McNemar p-value from the discordant pair counts b and c.
-
-    Under the null hypothesis each discordant pair is b or c with probability 1/2, so
-    p = min(1, 2 P(Binomial(b + c, 1/2) <= min(b, c))), computed with integers.
-    """
-    if only_first < 0 or only_second < 0:
-        raise ValueError(f"discordant counts must be >= 0, got {only_first}, {only_second}")
-    total = only_first + only_second
-    if total == 0:
-        return 1.0
-    tail = sum(math.comb(total, k) for k in range(min(only_first, only_second) + 1))
-    return min(1.0, 2 * tail / 2**total)
-
-
-def sign_flip_exact(differences: Sequence[int]) -> float:
-    """Exact two-sided sign-flip (paired randomisation) p-value of integer differences.
-
-    Under the null hypothesis each difference is as likely negated, so with T = sum(d),
-    p = P(|sum eps_i d_i| >= |T|) over independent fair signs eps_i. Used with one
-    difference per image (an operator's successes minus the baseline's, summed over the
-    seeds), it treats the images, not the (seed, image) pairs, as the independent units;
-    with one problem an image it is the exact McNemar test. The sum's distribution is built by
-    convolution (exact up to float64 rounding: integer differences keep the support to
-    sum |d_i| + 1 values).
-    """
-    magnitudes = [abs(int(d)) for d in differences if d]
-    if not magnitudes:
-        return 1.0
-    total = sum(magnitudes)
-    # probability[k] = P(sum eps_i |d_i| == k - total)
-    probability = np.zeros(2 * total + 1)
-    probability[total] = 1.0
-    for magnitude in magnitudes:
-        probability = 0.5 * (np.roll(probability, magnitude) + np.roll(probability, -magnitude))
-    observed = abs(int(sum(int(d) for d in differences)))
-    sums = np.arange(-total, total + 1)
-    # Sums equal to |T| up to rounding count as extreme: integers, so compare exactly.
-    return float(min(1.0, probability[np.abs(sums) >= observed].sum()))
 
 
 def per_image_differences(records: Mapping[tuple, Any], baseline: Mapping[tuple, Any],
@@ -179,7 +123,7 @@ def collect(stores: Sequence[str | os.PathLike]) -> dict[tuple, dict[str, Any]]:
             if cell["units_done"] < cell["units_total"]:
                 group["complete"] = False
                 total = cell["units_total"]
-                missing = tuple(sweep.unit_number(cell["position"], chunk, total) for chunk in range(total)
+                missing = tuple(grid.unit_number(cell["position"], chunk, total) for chunk in range(total)
                                 if (cell["cell_id"], chunk) not in chunks_done)
                 group["left_out"].append((cell["seed"], cell["units_done"], total, str(path), missing,
                                           _sweep_spec(data.runs)))
@@ -205,7 +149,7 @@ def _finishing_commands(groups: Mapping[tuple, Mapping[str, Any]]) -> list[str]:
     for group in groups.values():
         for _seed, _done, _total, store, units, spec in group["left_out"]:
             missing.setdefault((spec, store), set()).update(units)
-    return [f"deattack sweep {spec} --store {store} --units {sweep.format_units(units)}"
+    return [f"deattack sweep {spec} --store {store} --units {grid.format_units(units)}"
             for (spec, store), units in sorted(missing.items())]
 
 
@@ -367,7 +311,7 @@ def table_markdown(rows: Sequence[Mapping[str, Any]], baseline: str = BASELINE) 
 def figure_anytime(groups: Mapping[tuple, Mapping[str, Any]], tables: Mapping[tuple, Any], path: Path,
                    baseline: str = BASELINE) -> Path:
     """Success vs queries, a panel per setting, a line per operator (log query axis)."""
-    plt = report._pyplot()
+    plt = pyplot()
     settings = list(tables)
     columns = min(len(settings), 2) or 1
     rows = -(-len(settings) // columns) or 1
@@ -417,7 +361,7 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
     if figures and tables:
         files["anytime"] = str(figure_anytime(groups, tables, out / "operators_anytime.png", baseline))
     incomplete = sorted(_setting_title(k[:4]) + ": " + k[4] + ": " + ", ".join(
-        f"seed {seed} ({done} of {total} units; to run: {sweep.format_units(units)})"
+        f"seed {seed} ({done} of {total} units; to run: {grid.format_units(units)})"
         for seed, done, total, _store, units, _spec in sorted(g["left_out"]))
         for k, g in groups.items() if not g["complete"])
     lines = ["# DE operators for few-pixel attacks at equal queries", "",

@@ -47,9 +47,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from deattack.bench import images_per_s
-from deattack.peers.result import AttackRun
-from deattack.peers.torch_port import torch_logits
+from deattack.bench.peers.result import AttackRun
+from deattack.bench.peers.torch_port import torch_logits
+from deattack.bench.timing import images_per_s
+from deattack.victims.victim import predict
 
 
 class CountingModel(nn.Module):
@@ -73,8 +74,6 @@ class CountingModel(nn.Module):
 
 
 def _judge(victim, adversarial_nhwc: list[np.ndarray], labels: np.ndarray, targets: np.ndarray | None) -> np.ndarray:
-    from deattack.victim import predict
-
     predicted = np.argmax(predict(victim, np.stack(adversarial_nhwc), batch_size=min(len(labels), 64)), -1)
     return predicted != labels if targets is None else predicted == targets
 

@@ -23,9 +23,9 @@ import numpy as np
 import optax
 
 from deattack import checkpoint, data
-from deattack.augment import compose, describe, split_specs
 from deattack.io_checks import check_output_dir, check_output_file
 from deattack.models import get_model
+from deattack.training.augment import compose, describe, split_specs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from deattack.attack.perturb import numpy_apply_pixels
+
 
 def adversarial_grid(records: Sequence[dict[str, Any]], images: dict[int, np.ndarray],
                      class_names: Sequence[str], path: str | Path, max_examples: int = 8) -> Path:
@@ -17,8 +19,6 @@ def adversarial_grid(records: Sequence[dict[str, Any]], images: dict[int, np.nda
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from deattack.attack.runner import numpy_apply_pixels
 
     chosen = [r for r in records if r["success"]][:max_examples]
     path = Path(path)
@@ -46,3 +46,12 @@ def adversarial_grid(records: Sequence[dict[str, Any]], images: dict[int, np.nda
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

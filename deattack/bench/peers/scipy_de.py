@@ -29,7 +29,6 @@ Parameter mapping (scipy 1.17 `differential_evolution`, read from its source):
 from __future__ import annotations
 
 import dataclasses
-
 import time
 from collections.abc import Sequence
 
@@ -42,7 +41,8 @@ from deattack.attack.config import AttackConfig
 from deattack.attack.engine import _POPULATION_TAG, Problems, make_fitness
 from deattack.attack.perturb import apply_pixels
 from deattack.attack.runner import problem_keys
-from deattack.peers.result import AttackRun
+from deattack.bench.peers.result import AttackRun
+from deattack.victims.victim import predict
 
 STRATEGIES = {"rand/1": "rand1", "best/1": "best1", "rand/2": "rand2", "best/2": "best2",
               "current-to-best/1": "currenttobest1"}
@@ -129,8 +129,6 @@ def scipy_attack(victim, images: np.ndarray, labels: np.ndarray, config: AttackC
       the objective, wall time per image (the fitness is compiled before timing).
     """
     from scipy.optimize import differential_evolution
-
-    from deattack.victim import predict
 
     if config.mode == "targeted" and targets is None:
         raise ValueError("targeted scipy runs need targets [N] (one target class an image)")

@@ -1,5 +1,5 @@
 """`deattack sweep | merge | report | export`: thin wrappers over deattack.sweep,
-deattack.store and deattack.report. Progress bars and printing live here only.
+deattack.sweep.store and deattack.reports. Progress bars and printing live here only.
 
   deattack sweep configs/keras_table.py --shard 0/4 --store runs/keras-0.sqlite
   deattack sweep configs/operators.py:followup-resnet20 --store S --plan   # units and their state
@@ -9,30 +9,27 @@ deattack.store and deattack.report. Progress bars and printing live here only.
   deattack report runs/keras.sqlite --out reports/keras
   deattack export runs/keras.sqlite --out runs/keras.csv
 
-`add_sweep_commands(subparsers)` registers them on deattack.cli's parser; this module
-also runs alone: `python -m deattack.cli_sweep sweep configs/sweep_smoke.py`.
+`add_sweep_commands(subparsers)` registers them on deattack.cli.main's parser.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
-
-def _command_line(args) -> str:
-    """The command as typed (recorded in the store, the log and report headers)."""
-    argv = getattr(args, "argv", None)
-    return " ".join(shlex.quote(a) for a in ["deattack", *(sys.argv[1:] if argv is None else argv)])
+from deattack import config_files
+from deattack.cli.common import command_line
+from deattack.overrides import apply_overrides
+from deattack.reports.operator_report import build_operator_report
+from deattack.reports.sweep_report import build_report
+from deattack.sweep.grid import SweepConfig, format_units, parse_shard, parse_units
+from deattack.sweep.merge import export, merge
+from deattack.sweep.run import default_store_path, plan, run_sweep
 
 
 def load_sweep_config(spec: str, assignments: list[str]):
     """`configs/x.py[:variant]` + `--set key=value`s -> a validated SweepConfig."""
-    from deattack import config_files
-    from deattack.overrides import apply_overrides
-    from deattack.sweep import SweepConfig
 
     config = config_files.load(spec)
     if not isinstance(config, SweepConfig):
@@ -42,7 +39,6 @@ def load_sweep_config(spec: str, assignments: list[str]):
 
 def _print_plan(rows: list[dict], store: str, as_json: bool) -> None:
     """One line a unit: number, state, cell, chunk, images; then the counts."""
-    from deattack.sweep import format_units
 
     if as_json:
         print(json.dumps({"store": store, "units": rows}))
@@ -66,8 +62,6 @@ def _print_plan(rows: list[dict], store: str, as_json: bool) -> None:
 def _sweep(args) -> int:
     from tqdm import tqdm
 
-    from deattack.sweep import default_store_path, parse_shard, parse_units, plan, run_sweep
-
     shard = parse_shard(args.shard)
     units = parse_units(args.units)
     config = load_sweep_config(args.config, args.set)
@@ -89,7 +83,7 @@ def _sweep(args) -> int:
                         eta="-" if eta is None else f"{eta / 60:.1f}min", refresh=True)
 
     summary = run_sweep(config, store, shard=shard, units=units, on_progress=on_progress, log_path=args.log,
-                        command=_command_line(args), reuse=args.reuse, reuse_only=args.reuse_only)
+                        command=command_line(args), reuse=args.reuse, reuse_only=args.reuse_only)
     bar.close()
     if args.json:
         print(json.dumps(summary))
@@ -104,9 +98,7 @@ def _sweep(args) -> int:
 
 
 def _merge(args) -> int:
-    from deattack.store import merge
-
-    counts = merge(args.out, args.inputs, command=_command_line(args))
+    counts = merge(args.out, args.inputs, command=command_line(args))
     print(json.dumps({"out": args.out, **counts}) if args.json else
           f"merged {len(args.inputs)} stores into {args.out}: {counts['cells']} cells, "
           f"{counts['units']} units, {counts['results']} result rows")
@@ -114,13 +106,10 @@ def _merge(args) -> int:
 
 
 def _report(args) -> int:
-    from deattack.report import build_report
-
     if args.operators:  # the operator study (issue 7): one report over several stores
-        from deattack.operator_report import build_operator_report
 
         note = Path(args.note).read_text() if args.note else ""
-        result = build_operator_report(args.store, args.out, command=_command_line(args),
+        result = build_operator_report(args.store, args.out, command=command_line(args),
                                        figures=not args.no_figures, note=note, baseline=args.baseline)
         print(json.dumps(result["files"]) if args.json else
               f"operator report of {len(args.store)} store(s) in {args.out}: " + ", ".join(sorted(result["files"])))
@@ -129,7 +118,7 @@ def _report(args) -> int:
         raise ValueError("several stores make one report only with --operators; merge them first "
                          "(deattack merge OUT STORES...)")
     args.store = args.store[0]
-    result = build_report(args.store, args.out, command=_command_line(args), figures=not args.no_figures)
+    result = build_report(args.store, args.out, command=command_line(args), figures=not args.no_figures)
     if args.json:
         print(json.dumps(result["files"]))
     else:
@@ -139,8 +128,6 @@ def _report(args) -> int:
 
 
 def _export(args) -> int:
-    from deattack.store import export
-
     path = export(args.store, args.out, args.format)
     print(f"exported {args.store} to {path}")
     return 0
@@ -193,22 +180,3 @@ def add_sweep_commands(subparsers) -> None:
     export.add_argument("--out", required=True, help="FILE.csv or FILE.parquet")
     export.add_argument("--format", choices=["csv", "parquet"], help="default: from --out's suffix")
     export.set_defaults(run=_export)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from deattack.cli import _default_data_dir
-
-    _default_data_dir()
-    parser = argparse.ArgumentParser(prog="deattack", description=__doc__)
-    add_sweep_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    args.argv = argv
-    try:
-        return args.run(args)
-    except (ValueError, RuntimeError, FileNotFoundError) as error:
-        print(f"deattack {args.command}: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,9 +17,6 @@ into exactly the unsharded store (`deattack.store.merge`).
 from __future__ import annotations
 
 import dataclasses
-import gc
-import hashlib
-import itertools
 import json
 import logging
 import os
@@ -30,333 +27,28 @@ from typing import Any
 
 import numpy as np
 
-from deattack.attack.config import FIELDS_ADDED_LATER, AttackConfig
+from deattack import data
+from deattack.attack.api import attack
+from deattack.attack.targets import random_targets
 from deattack.io_checks import check_output_file
-from deattack.store import Store, StoreError, canonical_json
-
-# Grid keys of a SweepConfig, in expansion order (the first varies slowest), and the
-# AttackConfig field each one sets.
-GRID_KEYS: dict[str, str] = {
-    "victims": "",
-    "pixels": "pixels",
-    "modes": "mode",
-    "mutations": "mutation",
-    "crossovers": "crossover",
-    "adaptations": "adaptation",
-    "seeds": "seed",
-}
-# Fields of AttackConfig that do not change results (how problems are laid out on the device,
-# and "forward": incremental scoring differs from the full forward by float rounding only).
-LAYOUT_FIELDS = ("slots", "chunk_generations", "microbatch", "refill", "forward")
-# Targeted "random" in a sweep: each image's target comes from its own stream
-# default_rng([seed, image_index]), so it does not depend on which other images share its
-# attack() call (deattack.attack.runner.build_problems draws targets in batch order).
-RANDOM_TARGET_RULE = "numpy default_rng([seed, image_index]).integers(C - 1), skipping the label"
+from deattack.sweep.grid import (
+    ImageSet,
+    SweepConfig,
+    Unit,
+    expand,
+    format_units,
+    parse_shard,
+    parse_units,
+    select_units,
+    units_of,
+)
+from deattack.sweep.programs import _count_program
+from deattack.sweep.store import Store, StoreError, canonical_json
+from deattack.victims import loading
+from deattack.victims.victim import correctly_classified, num_classes, victim_fingerprint
 
 log = logging.getLogger("deattack.sweep")
 log.propagate = False  # a run logs to its own file (next to the store); the CLI prints progress
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageSet:
-    """The images every cell attacks: `count` consecutive images of `split` from `start`.
-
-    Attributes:
-      correct_only: attack only the images the cell's victim classifies correctly (as the
-        papers do); the others are counted (units.n_selected) but not attacked.
-    """
-
-    split: str = "test"
-    start: int = 0
-    count: int = 100
-    correct_only: bool = True
-
-    def __post_init__(self):
-        from deattack.data import SPLITS
-
-        if self.split not in SPLITS:
-            raise ValueError(f"images.split={self.split!r} is unknown; known: {', '.join(SPLITS)}")
-        for field in ("start", "count"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if field == "start" else 1):
-                raise ValueError(f"images.{field} must be an integer >= {0 if field == 'start' else 1}, "
-                                 f"got {value!r}")
-        if not isinstance(self.correct_only, bool):
-            raise ValueError(f"images.correct_only must be True or False, got {self.correct_only!r}")
-
-
-@dataclasses.dataclass(frozen=True)
-class SweepConfig:
-    """A grid of attacks. Every combination of the grid keys is one cell.
-
-    Attributes:
-      name: a label for logs and reports.
-      victims: shipped victim names ("lenet", "resnet20") or checkpoint paths.
-      pixels, modes, mutations, crossovers, adaptations, seeds: grid values of the
-        AttackConfig fields pixels, mode, mutation, crossover, adaptation, seed.
-      images: the image set (deattack.sweep.ImageSet).
-      attack: every other AttackConfig field, shared by all cells (population_size,
-        max_generations, targets "all"/"random", differential_weight, ...). Its grid
-        fields must stay at their defaults: the grid sets them.
-      chunk_images: images per unit (one attack() call, one store commit; finished
-        problems are saved before it, so a kill costs only those in flight).
-      variants: optional explicit list of operator settings, replacing the product
-        mutations x crossovers x adaptations (which must then stay at their defaults):
-        each variant is a tuple of (AttackConfig field, value) pairs applied to
-        `attack`, e.g. (("mutation", "rand/1"), ("crossover", "bin")), or
-        (("search", "exhaustive"),). The grid is then victims x pixels x modes x
-        variants x seeds. A variant that sets a grid field (pixels, mode, seed) is
-        restricted to that grid value (the 1-pixel-only exhaustive search at
-        pixels=(1, 3) gives one cell, at 1 pixel; at pixels=(3,) none).
-    """
-
-    name: str = "sweep"
-    victims: tuple[str, ...] = ("resnet20",)
-    pixels: tuple[int, ...] = (1,)
-    modes: tuple[str, ...] = ("untargeted",)
-    mutations: tuple[str, ...] = ("rand/1",)
-    crossovers: tuple[str, ...] = ("none",)
-    adaptations: tuple[str, ...] = ("constant",)
-    seeds: tuple[int, ...] = (0,)
-    images: ImageSet = ImageSet()
-    attack: AttackConfig = AttackConfig()
-    chunk_images: int = 16
-    variants: tuple[tuple[tuple[str, Any], ...], ...] = ()
-
-    def __post_init__(self):
-        for key, field in GRID_KEYS.items():
-            values = _as_tuple(getattr(self, key))
-            object.__setattr__(self, key, values)
-            if not values:
-                raise ValueError(f"sweep key {key!r} is empty: the grid would have no cells")
-            if len(set(values)) != len(values):
-                raise ValueError(f"sweep key {key!r} repeats a value: {values!r}")
-            for value in values:
-                if key == "victims":
-                    if not isinstance(value, str) or not value:
-                        raise ValueError(f"sweep key 'victims': {value!r} is not a victim name or path")
-                    continue
-                try:
-                    dataclasses.replace(self.attack, **{field: value})
-                except (ValueError, TypeError) as error:
-                    raise ValueError(f"sweep key {key!r}: value {value!r} is invalid: {error}") from None
-        if not isinstance(self.images, ImageSet):
-            raise ValueError(f"sweep key 'images' must be an ImageSet, got {type(self.images).__name__}")
-        if not isinstance(self.attack, AttackConfig):
-            raise ValueError(f"sweep key 'attack' must be an AttackConfig, got {type(self.attack).__name__}")
-        defaults = AttackConfig()
-        for key, field in GRID_KEYS.items():
-            if field and getattr(self.attack, field) != getattr(defaults, field):
-                raise ValueError(f"sweep key 'attack.{field}' is set by the grid key {key!r}; "
-                                 f"set {key}=... instead")
-        if not isinstance(self.chunk_images, int) or self.chunk_images < 1:
-            raise ValueError(f"sweep key 'chunk_images' must be an integer >= 1, got {self.chunk_images!r}")
-        self._check_variants()
-        for victim, fields in self._combinations():  # e.g. population too small for a mutation
-            try:
-                self._attack_config(fields)
-            except ValueError as error:
-                named = ", ".join(f"{k}={v!r}" for k, v in {"victim": victim, **fields}.items())
-                raise ValueError(f"sweep cell ({named}) is invalid: {error}") from None
-
-    def _check_variants(self) -> None:
-        variants = tuple(tuple(tuple(pair) for pair in variant) for variant in self.variants)
-        object.__setattr__(self, "variants", variants)
-        if not variants:
-            return
-        for key in ("mutations", "crossovers", "adaptations"):
-            if len(getattr(self, key)) > 1:
-                raise ValueError(f"sweep key {key!r} has several values but 'variants' is set: "
-                                 "put every operator setting in 'variants'")
-        if len(set(variants)) != len(variants):
-            raise ValueError("sweep key 'variants' repeats a variant")
-        fields = {f.name for f in dataclasses.fields(AttackConfig)}
-        for variant in variants:
-            for pair in variant:
-                if len(pair) != 2 or pair[0] not in fields:
-                    raise ValueError(f"sweep key 'variants': {pair!r} is not a (field, value) pair of an "
-                                     f"AttackConfig field; known fields: {', '.join(sorted(fields))}")
-            names = [name for name, _ in variant]
-            if len(set(names)) != len(names):
-                raise ValueError(f"sweep key 'variants': {variant!r} sets a field twice")
-        if not any(True for _ in self._combinations()):
-            raise ValueError("sweep key 'variants': every variant is restricted to grid values the grid "
-                             "does not contain, so the sweep has no cells")
-
-    def _combinations(self):
-        """(victim, AttackConfig fields) of every cell, in grid order."""
-        if not self.variants:
-            for combination in itertools.product(*(getattr(self, key) for key in GRID_KEYS)):
-                yield combination[0], {GRID_KEYS[k]: v for k, v in zip(GRID_KEYS, combination) if GRID_KEYS[k]}
-            return
-        for victim, pixels, mode, variant, seed in itertools.product(
-                self.victims, self.pixels, self.modes, self.variants, self.seeds):
-            grid = {"pixels": pixels, "mode": mode, "seed": seed}
-            settings = dict(variant)
-            if any(settings.get(name, value) != value for name, value in grid.items()):
-                continue  # the variant is restricted to another grid value
-            yield victim, {**grid, **settings}
-
-    def _attack_config(self, fields: dict[str, Any]) -> AttackConfig:
-        return dataclasses.replace(self.attack, **fields)
-
-    def to_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def key(self) -> dict[str, Any]:
-        """What must match for two stores to hold the same sweep: all but the name and
-        the attack's device layout (slots, chunking), which do not change results."""
-        data = self.to_json()
-        data.pop("name")
-        if not data["variants"]:  # sweeps written before variants existed keep their key
-            data.pop("variants")
-        data["attack"] = {k: v for k, v in data["attack"].items() if k not in LAYOUT_FIELDS
-                          and not (k in FIELDS_ADDED_LATER and v == FIELDS_ADDED_LATER[k])}
-        data["random_targets"] = RANDOM_TARGET_RULE
-        return data
-
-
-def _as_tuple(value: Any) -> tuple:
-    if isinstance(value, str):  # "--set modes=untargeted,targeted"
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    return (value,)
-
-
-@dataclasses.dataclass(frozen=True)
-class Cell:
-    """One grid point: a victim, a resolved AttackConfig, the image set."""
-
-    position: int
-    victim: str
-    attack: AttackConfig
-    images: ImageSet
-
-    def config(self) -> dict[str, Any]:
-        """The resolved config stored in `cells.config` (its results-relevant part is hashed)."""
-        return {"victim": self.victim, "attack": dataclasses.asdict(self.attack),
-                "images": dataclasses.asdict(self.images)}
-
-    @property
-    def cell_id(self) -> str:
-        """Stable hash of what changes results: victim, attack search key, image set."""
-        key = {"victim": self.victim, "attack": self.attack.search_key(),
-               "images": dataclasses.asdict(self.images)}
-        if self.attack.mode == "targeted" and self.attack.targets == "random":
-            key["random_targets"] = RANDOM_TARGET_RULE
-        return hashlib.sha256(canonical_json(key).encode()).hexdigest()[:16]
-
-    def describe(self) -> str:
-        a = self.attack
-        operator = f"{a.mutation}+{a.crossover}+{a.adaptation}" if a.search == "de" else a.search
-        start = "" if a.init == "paper" else f" init {a.init}"
-        return f"{self.victim} {a.pixels}px {a.mode} {operator}{start} seed {a.seed}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Unit:
-    """Cell x chunk: images [start, stop) of the split; one attack() call, one commit."""
-
-    cell: Cell
-    chunk: int
-    start: int
-    stop: int
-
-    @property
-    def size(self) -> int:
-        return self.stop - self.start
-
-
-def expand(config: SweepConfig) -> list[Cell]:
-    """The grid's cells, in a fixed order: victims, pixels, modes, mutations, crossovers,
-    adaptations, seeds (the first varies slowest); with `variants`: victims, pixels,
-    modes, variants, seeds."""
-    return [Cell(position, victim, config._attack_config(fields), config.images)
-            for position, (victim, fields) in enumerate(config._combinations())]
-
-
-def units_of(config: SweepConfig, cells: Sequence[Cell] | None = None) -> list[Unit]:
-    """All units of the sweep, cell-major, chunks in image order."""
-    cells = expand(config) if cells is None else cells
-    first, count, size = config.images.start, config.images.count, config.chunk_images
-    return [Unit(cell, chunk, first + offset, first + min(offset + size, count))
-            for cell in cells for chunk, offset in enumerate(range(0, count, size))]
-
-
-def unit_number(cell_position: int, chunk: int, units_per_cell: int) -> int:
-    """A unit's number, its index in units_of (cell-major, every cell with the same
-    chunks): what `deattack sweep --units` takes and `--plan` lists."""
-    return cell_position * units_per_cell + chunk
-
-
-def parse_shard(text: str | tuple[int, int]) -> tuple[int, int]:
-    """"i/n" (0 <= i < n) -> (i, n)."""
-    if isinstance(text, tuple):
-        index, count = text
-    else:
-        try:
-            index_text, count_text = str(text).split("/")
-            index, count = int(index_text), int(count_text)
-        except ValueError:
-            raise ValueError(f"shard must be i/n with integers 0 <= i < n, got {text!r}") from None
-    if not (count >= 1 and 0 <= index < count):
-        raise ValueError(f"shard must be i/n with integers 0 <= i < n, got {index}/{count}")
-    return index, count
-
-
-def shard_units(units: Sequence[Unit], shard: tuple[int, int]) -> list[Unit]:
-    """Unit u goes to shard u mod n: n shards cover every unit exactly once, and each
-    shard gets a share of every cell (balanced when cells differ in cost)."""
-    return select_units(units, shard)
-
-
-def parse_units(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
-    """"48-50,24" -> (24, 48, 49, 50): unit numbers as `deattack sweep --plan` lists
-    them (a unit's position in units_of); None selects every unit."""
-    if text is None:
-        return None
-    if not isinstance(text, str):
-        numbers = [int(number) for number in text]
-    else:
-        numbers = []
-        for part in text.split(","):
-            first, dash, last = part.strip().partition("-")
-            try:
-                low, high = int(first), int(last if dash else first)
-            except ValueError:
-                raise ValueError(f"units must be numbers and ranges like 48-50,24, got {text!r}") from None
-            if high < low:
-                raise ValueError(f"units: the range {part.strip()!r} runs backwards")
-            numbers.extend(range(low, high + 1))
-    if not numbers or min(numbers) < 0:
-        raise ValueError(f"units must be numbers >= 0, got {text!r}")
-    return tuple(sorted(set(numbers)))
-
-
-def format_units(numbers: Sequence[int]) -> str:
-    """(24, 48, 49, 50) -> "24,48-50": parse_units' inverse."""
-    parts: list[str] = []
-    for _, group in itertools.groupby(enumerate(sorted(numbers)), lambda pair: pair[1] - pair[0]):
-        run = [number for _, number in group]
-        parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-    return ",".join(parts)
-
-
-def select_units(units: Sequence[Unit], shard: tuple[int, int] | str = (0, 1),
-                 numbers: Sequence[int] | None = None) -> list[Unit]:
-    """The units of `shard` (unit u where u mod n == i) among `numbers` (all when None).
-
-    Raises:
-      ValueError: a number past the sweep's last unit (the message gives the count).
-    """
-    index, count = parse_shard(shard)
-    chosen = set(range(len(units))) if numbers is None else set(numbers)
-    beyond = sorted(number for number in chosen if number >= len(units))
-    if beyond:
-        raise ValueError(f"units {beyond} do not exist: the sweep has {len(units)} units, numbered "
-                         f"0-{len(units) - 1} (deattack sweep CONFIG --plan lists them)")
-    return [unit for number, unit in enumerate(units) if number % count == index and number in chosen]
 
 
 def plan(config: SweepConfig, store_path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
@@ -389,32 +81,6 @@ def plan(config: SweepConfig, store_path: str | os.PathLike | None = None) -> li
             row.update(state="partial", problems_saved=partial[key])
         rows.append(row)
     return rows
-
-
-def random_targets(seed: int, image_indices: Sequence[int], labels: Sequence[int],
-                   num_classes: int) -> np.ndarray:
-    """One random class other than the label for each image, from its own stream
-    (RANDOM_TARGET_RULE), so a target does not depend on the chunking."""
-    targets = []
-    for index, label in zip(image_indices, labels):
-        choice = int(np.random.default_rng([int(seed), int(index)]).integers(num_classes - 1))
-        targets.append(choice + (choice >= int(label)))
-    return np.asarray(targets, np.int64)
-
-
-def victim_fingerprint(victim) -> str:
-    """The checkpoint's sha256 when it has one, else a sha256 of the weights' bytes."""
-    recorded = victim.metadata.get("sha256")
-    if recorded:
-        return str(recorded)
-    import jax
-
-    digest = hashlib.sha256()
-    for path, leaf in jax.tree_util.tree_flatten_with_path(victim.variables)[0]:
-        array = np.asarray(leaf)
-        digest.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape}".encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return "weights:" + digest.hexdigest()
 
 
 @dataclasses.dataclass
@@ -515,7 +181,6 @@ def run_sweep(
         changed since the store was written, an image range outside the split, a store
         or log folder that cannot be written or whose disk is full (io_checks.OutputError).
     """
-    from deattack.attack.api import attack
 
     shard = parse_shard(shard)
     numbers = parse_units(units)
@@ -602,7 +267,7 @@ def run_sweep(
                 cell_attack = unit.cell.attack
                 targets = None
                 if cell_attack.mode == "targeted" and cell_attack.targets == "random":
-                    targets = random_targets(cell_attack.seed, chosen, labels[chosen], _num_classes(victim))
+                    targets = random_targets(cell_attack.seed, chosen, labels[chosen], num_classes(victim))
                 if earlier:
                     log.info("unit resumed: cell %s chunk %d: %d problems finished by a stopped run",
                              unit.cell.cell_id, unit.chunk, len(earlier))
@@ -679,34 +344,6 @@ def _copy_units(path: Path, store: Store, pending: Sequence[Unit]) -> int:
     return copied
 
 
-# Each attack config compiles its own programs, and on CPU a program holds a few hundred
-# memory mappings (~400 for a small attack, ~1,300 for an operator-screen cell) for as
-# long as it is cached. A process that kept every one reached Linux's default
-# vm.max_map_count (65,530) after 49 cells of the operator screen and died inside LLVM
-# ("Cannot allocate memory", then a segfault). So the sweep keeps the programs of at
-# most PROGRAMS_KEPT attack configs per process and drops them all when one more comes;
-# cells that differ only in seed, F or CR share one (AttackConfig.compile_key).
-PROGRAMS_KEPT = 8
-_programs_compiled: set = set()
-
-
-def _count_program(program: tuple) -> None:
-    if program in _programs_compiled:
-        return
-    if len(_programs_compiled) >= PROGRAMS_KEPT:
-        release_compiled()
-    _programs_compiled.add(program)
-
-
-def release_compiled() -> None:
-    """Drops every compiled program of the process (jax.clear_caches) and frees them."""
-    import jax
-
-    jax.clear_caches()
-    gc.collect()
-    _programs_compiled.clear()
-
-
 def _count_done(progress: SweepProgress, remaining_per_cell: dict[str, int], unit: Unit) -> None:
     progress.units_done += 1
     progress.images_done += unit.size
@@ -725,23 +362,19 @@ def _file_handler(path: Path) -> logging.Handler:
 
 
 def _load_victims(names: set[str], given: Mapping[str, Any] | None) -> dict[str, Any]:
-    from deattack.victim import load_victim
-
     loaded = {}
     for name in sorted(names):
         if given is not None and name in given:
             loaded[name] = given[name]
             continue
         try:
-            loaded[name] = load_victim(name)
+            loaded[name] = loading.load_victim(name)
         except ValueError as error:  # CheckpointError is a ValueError
             raise ValueError(f"sweep key 'victims': {name!r} does not load: {error}") from None
     return loaded
 
 
 def _load_split(images: ImageSet, given: Mapping[str, tuple[np.ndarray, np.ndarray]] | None):
-    from deattack import data
-
     if given is not None and images.split in given:
         split_images, split_labels = given[images.split]
     else:
@@ -753,8 +386,6 @@ def _load_split(images: ImageSet, given: Mapping[str, tuple[np.ndarray, np.ndarr
 
 
 def _correct_mask(victim, images: np.ndarray, labels: np.ndarray, image_set: ImageSet) -> np.ndarray:
-    from deattack.victim import correctly_classified
-
     span = slice(image_set.start, image_set.start + image_set.count)
     return np.asarray(correctly_classified(victim, images[span], labels[span]), bool)
 
@@ -763,9 +394,3 @@ def _metadata_summary(victim) -> dict[str, Any]:
     """What reports need from a victim's metadata (accuracy, parameters, training recipe)."""
     keep = ("model", "params", "test_accuracy", "test_images", "epochs_done", "sha256", "config")
     return {k: victim.metadata[k] for k in keep if k in victim.metadata}
-
-
-def _num_classes(victim) -> int:
-    from deattack.victim import predict
-
-    return int(predict(victim, np.zeros((1, 32, 32, 3), np.float32), batch_size=1).shape[-1])

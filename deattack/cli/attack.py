@@ -1,76 +1,19 @@
-"""`deattack train | eval | attack | bench | sweep | merge | report | export`: thin CLI wrappers.
-
-Progress bars and printing live here only; everything else is importable.
-"""
+"""`deattack eval` and `deattack attack`: a victim's test accuracy, and a few-pixel attack
+on CIFAR-10 images written to a resumable results folder with a figure."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 import time
-from pathlib import Path
 
-
-def _default_data_dir() -> None:
-    """Points tfds at ../shared/tensorflow_datasets beside the repo when that exists."""
-    if "TFDS_DATA_DIR" not in os.environ:
-        candidate = Path(__file__).resolve().parent.parent.parent / "shared" / "tensorflow_datasets"
-        if candidate.is_dir():
-            os.environ["TFDS_DATA_DIR"] = str(candidate)
-
-
-def _train(args) -> int:
-    from tqdm import tqdm
-
-    from deattack import train as training
-    from deattack.overrides import apply_overrides
-
-    if args.config:
-        from deattack import config_files
-
-        config = config_files.load(args.config)
-    else:
-        config = training.TrainConfig(model=args.model)
-    config = apply_overrides(config, [*(f"{k}={v}" for k, v in _flag_overrides(args).items()), *args.set])
-    # A defended model gets its own name (resnet20 + dead_pixels -> resnet20_deadpixel), so it
-    # never overwrites the undefended twin's checkpoint or resumes its run.
-    from deattack.augment import defense_tag
-
-    name = "_".join(filter(None, [config.model, defense_tag(config.augmentations)]))
-    workdir = Path(args.workdir or f"runs/train/{name}")
-    export = args.out or f"checkpoints/{name}"
-    bar = tqdm(total=None, unit="step", mininterval=1.0 if sys.stderr.isatty() else 60.0,
-               dynamic_ncols=True, file=sys.stderr)
-
-    def on_step(step, total, metrics):
-        if bar.total is None:
-            bar.reset(total=total)
-            bar.update(step)
-        else:
-            bar.update(1)
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{float(metrics['loss']):.3f}", acc=f"{float(metrics['accuracy']):.3f}")
-
-    def on_epoch(record):
-        bar.write(json.dumps(record))
-
-    metadata = training.train(config, workdir, export, on_step=on_step, on_epoch=on_epoch)
-    bar.close()
-    print(json.dumps({k: metadata[k] for k in ("model", "params", "test_accuracy", "epochs_done")}))
-    return 0
-
-
-def _flag_overrides(args) -> dict:
-    chosen = {}
-    for name in ("epochs", "batch_size", "learning_rate", "seed"):
-        value = getattr(args, name, None)
-        if value is not None:
-            chosen[name] = value
-    if getattr(args, "augment", None) is not None:
-        chosen["augmentations"] = args.augment
-    return chosen
+from deattack import config_files, data
+from deattack.attack import attack, paper_config, recommended_config
+from deattack.io_checks import check_output_dir, check_output_file
+from deattack.overrides import apply_overrides, parse_value
+from deattack.reports.figures import adversarial_grid
+from deattack.victims.loading import load_victim
+from deattack.victims.victim import correctly_classified
 
 
 def _victim_spec(args) -> str:
@@ -80,9 +23,6 @@ def _victim_spec(args) -> str:
 
 
 def _eval(args) -> int:
-    from deattack import data
-    from deattack.victim import correctly_classified, load_victim
-
     victim = load_victim(_victim_spec(args))
     images, labels = data.load_split("test")
     chosen = data.select(labels, start=0, stop=args.images)
@@ -107,7 +47,6 @@ _OPERATOR_ALIASES = {"rand1": "rand/1", "rand2": "rand/2", "best1": "best/1", "b
 
 def _assigned(assignments) -> dict:
     """{key: parsed value} of KEY=VALUE assignments, the last one of a key winning."""
-    from deattack.overrides import parse_value
 
     return {key.strip(): parse_value(value.strip()) for key, _, value in (a.partition("=") for a in assignments)}
 
@@ -117,10 +56,6 @@ _OPERATOR_FIELDS = {"mutation", "crossover", "adaptation", "init"}
 
 
 def _attack_config(args):
-    from deattack import config_files
-    from deattack.attack import paper_config, recommended_config
-    from deattack.overrides import apply_overrides
-
     flags = {
         "pixels": args.pixels, "mode": args.mode, "population_size": args.popsize,
         "max_generations": args.max_gens, "seed": args.seed, "slots": args.slots,
@@ -145,11 +80,6 @@ def _attack_config(args):
 
 def _attack(args) -> int:
     from tqdm import tqdm
-
-    from deattack import data
-    from deattack.attack import attack
-    from deattack.io_checks import check_output_dir, check_output_file
-    from deattack.victim import correctly_classified, load_victim
 
     config = _attack_config(args)
     # Output locations are checked before the victim and the data load (deattack.io_checks).
@@ -186,8 +116,6 @@ def _attack(args) -> int:
     bar.close()
     summary = dict(results.summary, n_skipped_misclassified=int(len(chosen) - correct.sum()), out=out)
     if args.figure != "none":
-        from deattack.figures import adversarial_grid
-
         figure = args.figure or f"{out}/examples.png"
         by_index = {int(i): images[i] for i in attacked}
         summary["figure"] = str(adversarial_grid(results.records, by_index, data.class_names(), figure))
@@ -215,25 +143,8 @@ def _print_summary(summary: dict) -> None:
         print(f"  {name.ljust(width)}  {value}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deattack", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    train = commands.add_parser("train", help="train a victim CNN on CIFAR-10 (resumable)")
-    train.add_argument("--model", default="resnet20")
-    train.add_argument("--config", help="configs/train.py[:recipe] returning a TrainConfig")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", dest="batch_size", type=int)
-    train.add_argument("--learning-rate", dest="learning_rate", type=float)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--augment", help="augmentation specs, e.g. crop,flip,dead_pixels:k=1-3,p=0.5,values=saturated "
-                                         "or crop,flip,de_attack:fraction=0.25 (deattack.augment); 'none' for none")
-    train.add_argument("--workdir", help="resumable state (default runs/train/MODEL)")
-    train.add_argument("--out", help="exported checkpoint path (default checkpoints/MODEL)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override any TrainConfig field, e.g. --set label_smoothing=0.1")
-    train.set_defaults(run=_train)
-
+def add_attack_commands(commands) -> None:
+    """`deattack eval` and `deattack attack`."""
     evaluate = commands.add_parser("eval", help="test accuracy of a victim checkpoint")
     evaluate.add_argument("--model", default="resnet20", help="shipped victim name")
     evaluate.add_argument("--checkpoint", help="checkpoint path (overrides --model)")
@@ -274,29 +185,3 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override any AttackConfig field, e.g. --set confidence=0.5")
     attack.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     attack.set_defaults(run=_attack)
-
-    from deattack.cli_bench import add_bench_command
-
-    add_bench_command(commands)
-
-    from deattack.cli_sweep import add_sweep_commands
-
-    add_sweep_commands(commands)
-    from deattack.defenses.cli import add_defense_commands
-
-    add_defense_commands(commands)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    _default_data_dir()
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, RuntimeError, FileNotFoundError) as error:
-        print(f"deattack {args.command}: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

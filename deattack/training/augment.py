@@ -26,6 +26,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from deattack.attack import engine
+from deattack.attack.config import AttackConfig
+from deattack.attack.perturb import apply_pixels
+
 AugmentFn = Callable[..., jax.Array]
 # (apply_fn(variables, images) -> logits, variables): the network in eval mode.
 Model = tuple[Callable[[Any, jax.Array], jax.Array], Any]
@@ -125,8 +129,6 @@ def de_attack(key: jax.Array, images: jax.Array, labels: jax.Array, model: Model
         key drives everything).
       fraction: share of the batch attacked, (0, 1]; at least one image.
     """
-    from deattack.attack import engine
-    from deattack.attack.perturb import apply_pixels
 
     apply_fn, variables = model
     n = images.shape[0]
@@ -202,8 +204,6 @@ def _dead_pixel_options(options: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _de_attack_options(options: Mapping[str, str]) -> dict[str, Any]:
-    from deattack.attack.config import AttackConfig
-
     attack = AttackConfig(
         pixels=_integer("pixels", options.get("pixels", "1")),
         population_size=_integer("popsize", options.get("popsize", "20")),

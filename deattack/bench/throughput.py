@@ -11,33 +11,19 @@ averaged, and every ratio is taken between measurements of the same run.
 from __future__ import annotations
 
 import dataclasses
-import os
-import platform
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
-from deattack.peers.result import AttackRun, speedup
-
-
-def images_per_s(forward: Callable[[], Any], size: int, seconds: float) -> float:
-    """Median images/s of 3 timed passes of `forward()` (one warm call first, one batch of `size` each)."""
-    forward()
-    rates = []
-    for _ in range(3):
-        count, started = 0, time.perf_counter()
-        while True:
-            forward()
-            count += size
-            elapsed = time.perf_counter() - started
-            if elapsed >= seconds / 3:
-                break
-        rates.append(count / elapsed)
-    return float(np.median(rates))
+from deattack.attack import attack
+from deattack.attack.engine import make_fitness
+from deattack.bench.peers.result import AttackRun, speedup
+from deattack.bench.peers.scipy_de import scipy_attack
+from deattack.bench.timing import device_name, images_per_s
 
 
 def forward_throughput(victim, batch_sizes: Sequence[int], seconds: float = 2.0) -> dict[int, float]:
@@ -52,15 +38,7 @@ def forward_throughput(victim, batch_sizes: Sequence[int], seconds: float = 2.0)
     return result
 
 
-def device_name() -> str:
-    device = jax.devices()[0]
-    if device.platform == "cpu":
-        return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
-    return f"{device.platform} {device.device_kind}"
-
-
 def _microbatch(victim, config, images) -> int:
-    from deattack.attack.engine import make_fitness
     fitness = make_fitness(config, victim.apply_fn, victim.variables, np.shape(images)[1:], module=victim.module)
     return fitness.microbatch
 
@@ -104,8 +82,6 @@ def timed_attack(victim, images: np.ndarray, labels: np.ndarray, image_indices: 
     """
     import contextlib
 
-    from deattack.attack import attack
-
     attack(victim, images, labels, config, targets=targets, image_indices=image_indices + 1_000_000)
     tracing = jax.profiler.trace(profile_dir) if profile_dir else contextlib.nullcontext()
     with tracing:
@@ -142,12 +118,11 @@ def run_peers(victim, images: np.ndarray, labels: np.ndarray, image_indices: np.
     """
     runs, facts = [], {}
     if "scipy" in peers:
-        from deattack.peers.scipy_de import scipy_attack
-
         runs.append(scipy_attack(victim, images, labels, config, image_indices=image_indices, targets=targets))
     torch_peers = [name for name in peers if name in ("torchattacks", "art")]
     if torch_peers:
-        from deattack.peers import runners, torch_port
+        # torch is an optional extra ([bench]): imported only when a torch peer is asked for
+        from deattack.bench.peers import runners, torch_port
 
         module = torch_port.port(victim)
         check = port_images if port_images is not None else images

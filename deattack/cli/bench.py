@@ -17,6 +17,14 @@ import json
 import sys
 from pathlib import Path
 
+from deattack import data
+from deattack.attack import paper_config
+from deattack.attack.targets import random_targets
+from deattack.bench import throughput as bench
+from deattack.bench.peers import PEER_MODULES, available
+from deattack.victims import loading
+from deattack.victims.victim import correctly_classified, num_classes
+
 QUICK = {"images": 4, "max_gens": 4, "batch_sizes": [32, 64, 128, 256]}
 FULL_BATCH_SIZES = [32, 64, 128, 256, 512, 1024, 2048]
 MEMORY_BATCH_SIZES = [32, 128, 512, 2048, 8192, 32768, 65536]
@@ -38,7 +46,6 @@ def resolve_peers(spec: str) -> list[str]:
     Raises:
       ValueError: an unknown peer, or one whose packages are missing (install `.[bench]`).
     """
-    from deattack.peers import PEER_MODULES, available
 
     present = available()
     if spec == "auto":
@@ -54,24 +61,9 @@ def resolve_peers(spec: str) -> list[str]:
     return chosen
 
 
-def random_targets(labels, image_indices, seed: int, num_classes: int = 10):
-    """One other class an image, from the image's own stream (as the attack's targets="random")."""
-    import numpy as np
-
-    targets = []
-    for label, index in zip(labels, image_indices):
-        choice = int(np.random.default_rng([seed, int(index)]).integers(num_classes - 1))
-        targets.append(choice + (choice >= label))
-    return np.asarray(targets, np.int64)
-
-
 def bench_report(args) -> dict:
     """The benchmark's JSON object for parsed `deattack bench` arguments."""
     import numpy as np
-
-    from deattack import bench, data
-    from deattack.attack import paper_config
-    from deattack.victim import correctly_classified, load_victim
 
     count = QUICK["images"] if args.quick else args.images
     generations = QUICK["max_gens"] if args.quick else args.max_gens
@@ -80,7 +72,7 @@ def bench_report(args) -> dict:
     peers = resolve_peers(args.peers)
     if count < 1:
         raise ValueError(f"--images must be >= 1, got {count}")
-    victim = load_victim(args.checkpoint or args.model)
+    victim = loading.load_victim(args.checkpoint or args.model)
     images, labels = data.load_split("test")
     # Scaling runs attack as many images as they have slots (population runs: --slots).
     needed = max([count, *scaling_slots, *([args.slots] if scaling_populations else [])])
@@ -93,7 +85,9 @@ def bench_report(args) -> dict:
     config = paper_config(pixels=args.pixels, mode=args.mode, slots=args.slots, max_generations=generations,
                           population_size=args.popsize, seed=args.seed, microbatch=args.microbatch,
                           forward=args.forward)
-    targets = random_targets(labels[chosen], chosen, args.seed) if args.mode == "targeted" else None
+    targets = None
+    if args.mode == "targeted":
+        targets = random_targets(args.seed, chosen, labels[chosen], num_classes(victim))
     port_images = images[:PORT_CHECK_IMAGES]
     report = bench.attack_vs_forward(victim, images[chosen], labels[chosen], chosen, config, sizes,
                                      peers=peers, targets=targets, port_images=port_images,

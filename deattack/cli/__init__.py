@@ -1,0 +1,1 @@
+"""The `deattack` command: one entry (main), one module per command group."""
