@@ -3,7 +3,7 @@ accuracy, pixels, untargeted and targeted attack success.
 
 That repository attacks 100 (correctly classified) test images with population 400 and
 75 DE iterations at 1, 3 and 5 pixels; targeted means one target class an image
-(here a random other class from a per-image stream, deattack.sweep.RANDOM_TARGET_RULE).
+(here a random other class from a per-image stream, deattack.attack.targets.RANDOM_TARGET_RULE).
 Its DE is scipy's (best1bin, recombination 1); we keep the paper's DE/rand/1 with no
 crossover, F = 0.5 (override with --set mutations=best/1 --set crossovers=bin).
 

@@ -13,54 +13,52 @@ Variants (names as the report prints them, mutation/crossover/adaptation):
   corners) and rand/1-snap-local (plus neighbour-pixel moves around p-best members),
   the latter and rand/1 also with the initial colours at the corners (init "corners");
 - baselines: random search (uniform resampling of the box, greedy selection), CMA-ES
-  (deattack/de/cma_es.py: lambda = 400 samples a generation, so the same 40,400 queries,
+  (deattack/es/cma_es.py: lambda = 400 samples a generation, so the same 40,400 queries,
   from the box's centre with sigma0 = 0.3 of its width) and, for 1 pixel, the exhaustive
   scan of all 1,024 locations x 8 corner colours.
 
-Variants:
-  screen                   lenet, the first 274 test images (exactly 200 correctly
-                           classified), 1 and 3 px untargeted, seed 0: 55 cells.
-  followup-lenet           FOLLOWUP (best five of the screen + rand/1), 3 seeds, lenet,
-                           1/3/5 px untargeted on the screen's 200 images: 42 cells
-                           (seed 0 at 1 and 3 px is the screen's: report both stores).
-  followup-lenet-targeted  the same, 1 px targeted (one random target an image) on the
-                           first 71 test images (50 correctly classified): 18 cells.
-  followup-lenet-targeted-34  followup-lenet-targeted with the 25-image screen's best five
-                           (FOLLOWUP_34): what docs/results/operators_screen_25 ran.
-  followup-lenet-rest      followup-lenet less the head-to-head's three operators (their
-                           cells are in the head-to-head stores): 7 cells an operator.
-  followup-lenet-targeted-rest  followup-lenet-targeted less those three: 3 an operator.
-  followup-resnet20        the same, resnet20, 1 px untargeted on the first 109 test
-                           images (exactly 100 correctly classified by the shipped
-                           20-epoch checkpoint, 89.1 % test accuracy): 18 cells.
-  scan-resnet20            the exhaustive corner-colour scan (1,024 locations x 8
-                           corners) on followup-resnet20's images: 1 cell, 3 units.
-  head-to-head-lenet       the default (rand/1-snap-local from corner colours) against
-                           rand/1 and the runner-up best/1/exp, 1/3/5 px untargeted on
-                           the screen's 200 images, seeds 0-2: 27 cells (the screen's and
-                           follow-up's cell ids).
-  head-to-head-lenet-runner-up  head-to-head-lenet's best/1/exp cells alone (9; the
-                           first store of the head-to-head holds the other two).
-  head-to-head-lenet-targeted  the same three, 1/3/5 px targeted (one random target an
-                           image) on the follow-up's 50 images, seeds 0-2: 27 cells.
-  head-to-head-resnet20    the default and rand/1 on resnet20, 1 px untargeted, the
-                           follow-up's images, seed 0: 2 cells (the follow-up's cell ids).
-  pilot                    what 2 CPU cores fit in ~15 minutes: rand/1 against the pixel
-                           variants, SHADE, CMA-ES, random search and the corner scan,
-                           lenet, 1 px untargeted, the first 34 test images (25 correctly
-                           classified), seed 0: 8 cells.
-  smoke                    the screen's 55 cells on the first 2 test images, population
-                           12, 3 generations: a plumbing check (compiling dominates:
-                           ~15-60 s a cell on 2 shared CPU cores; --shard 0/7 runs 7).
+Variants (the names the study ran them under, in STUDY_NAMES, still work):
+  lenet-all-operators (screen): every variant above, lenet, the first 274 test images
+      (exactly 200 correctly classified), 1 and 3 px untargeted, seed 0: 55 cells.
+  lenet-six-operators (followup-lenet): FOLLOWUP's six, seeds 0-2, lenet, 1/3/5 px
+      untargeted on those 200 images: 42 cells (seed 0 at 1 and 3 px are
+      lenet-all-operators' cells: report both stores).
+  lenet-six-operators-targeted (followup-lenet-targeted): the same six, 1 px targeted
+      (one random target an image) on the first 71 test images (50 correct): 18 cells.
+  lenet-six-operators-targeted-34-images (followup-lenet-targeted-34): FOLLOWUP_34's
+      six, targeted: what docs/results/operators_screen_25 ran.
+  lenet-six-operators-but-three (followup-lenet-rest), lenet-six-operators-targeted-
+      but-three (followup-lenet-targeted-rest): those less HEAD_TO_HEAD's three
+      operators, whose cells (same ids) are in the stores below.
+  resnet20-six-operators (followup-resnet20): the six on resnet20, 1 px untargeted, the
+      first 109 test images (exactly 100 correct for the shipped checkpoint): 18 cells.
+  resnet20-corner-scan (scan-resnet20): the exhaustive corner-colour scan on those
+      images: 1 cell, 3 units.
+  lenet-default-rand1-best1exp (head-to-head-lenet): HEAD_TO_HEAD's three (the default
+      rand/1-snap-local from corner colours, rand/1, best/1/exp), 1/3/5 px untargeted,
+      the 200 images, seeds 0-2: 27 cells.
+  lenet-best1exp (head-to-head-lenet-runner-up): best/1/exp's 9 cells of those.
+  lenet-default-rand1-best1exp-targeted (head-to-head-lenet-targeted): the three, 1/3/5
+      px targeted on the 50 images, seeds 0-2: 27 cells.
+  resnet20-default-rand1 (head-to-head-resnet20): the default and rand/1 on resnet20,
+      1 px untargeted, resnet20-six-operators' images, seed 0: 2 cells.
+  lenet-eight-searches-34-images (pilot): rand/1, the pixel variants, SHADE, CMA-ES,
+      random search and the corner scan, lenet, 1 px untargeted, the first 34 test
+      images (25 correct), seed 0: 8 cells (~15 minutes on 2 CPU cores).
+  lenet-resnet20-six-operators-700-images (full): the six on both victims, the first 700
+      test images, both modes, 1/3/5 px, seeds 0-2: 216 cells, for a GPU.
+  smoke: lenet-all-operators' 55 cells on the first 2 test images, population 12, 3
+      generations: a plumbing check (--shard 0/7 runs 7).
 
-  deattack sweep configs/operators.py:screen --shard 0/2 --store runs/sweep/operators-screen-0.sqlite  # and 1/2
+  deattack sweep configs/operators.py:lenet-all-operators --shard 0/2 \
+      --store runs/sweep/operators-screen-0.sqlite  # and 1/2
   deattack merge runs/sweep/operators-screen.sqlite runs/sweep/operators-screen-*-of-*.sqlite
   deattack report runs/sweep/operators-screen.sqlite --operators --out docs/results
-  # edit FOLLOWUP below from the screen report's ranking, then
-  deattack sweep configs/operators.py:followup-lenet            # etc.
-  # or only what no other store holds: followup-lenet-rest; the whole follow-up store is
-  # then copied together without rerunning a cell:
-  deattack sweep configs/operators.py:followup-lenet --reuse STORE_OF_REST --reuse STORE_OF_HEAD_TO_HEAD
+  # FOLLOWUP below is the screen report's ranking; then
+  deattack sweep configs/operators.py:lenet-six-operators            # etc.
+  # or only what no other store holds (lenet-six-operators-but-three); the whole store is
+  # then assembled without rerunning a cell:
+  deattack sweep configs/operators.py:lenet-six-operators --reuse STORE_OF_REST --reuse STORE_OF_HEAD_TO_HEAD
   deattack report runs/sweep/operators-screen.sqlite runs/sweep/operators-followup-*.sqlite \
       --operators --out docs/results
 
@@ -78,6 +76,7 @@ were written with the full forward (`--set attack.forward=full` reproduces that)
 import dataclasses
 
 from deattack.attack import AttackConfig
+from deattack.attack.searches import operator_name
 from deattack.sweep.grid import ImageSet, SweepConfig
 
 TEXTBOOK_MUTATIONS = ("rand/1", "rand/2", "best/1", "best/2", "current-to-best/1", "current-to-pbest/1")
@@ -89,14 +88,8 @@ def _variant(mutation: str, crossover: str = "none", adaptation: str = "constant
 
 
 def _name(variant: tuple) -> str:
-    """The report's label (deattack.report.operator_name)."""
-    settings = dict(variant)
-    if settings.get("search") == "exhaustive":
-        return "exhaustive-corners"
-    if settings.get("search") == "cma-es":
-        return "cma-es"
-    name = f"{settings['mutation']}/{settings['crossover']}/{settings['adaptation']}"
-    return name + (f"+init-{settings['init']}" if "init" in settings else "")
+    """The report's label of a variant (deattack.attack.searches.operator_name)."""
+    return operator_name(dict(variant))
 
 
 SCREEN_VARIANTS = (
@@ -117,10 +110,8 @@ SCREEN_VARIANTS = (
 VARIANTS = {_name(v): v for v in SCREEN_VARIANTS}
 BASELINE = "rand/1/none/constant"  # Su et al. 2019, the reference of the paired tests
 
-# The best five of the screen plus rand/1, from the ranking of the 200-image 1 and 3 px
-# screen (docs/results/operators.md: mean success over both settings, ties by anytime
-# mean). best/1/exp (first at 3 px with the default, 14th over both: 60.0 % at 1 px) is in
-# the head-to-head instead.
+# Six operators: rand/1 and the five the screen's ranking put first (the ranking and why
+# best/1/exp went to HEAD_TO_HEAD instead: docs/results/operators_note.md).
 FOLLOWUP = (
     BASELINE,
     "rand/1-snap-local/none/constant+init-corners",
@@ -130,8 +121,8 @@ FOLLOWUP = (
     "rand/1/exp/constant",
 )
 
-# The best five of the 25-image screen (first 34 test images) plus rand/1, which ran its
-# 1/3/5 px targeted follow-up (docs/results/operators_screen_25).
+# rand/1 and the five the 25-image screen (first 34 test images) put first, which ran its
+# 1/3/5 px targeted follow-up (docs/results/operators_screen_25_note.md).
 FOLLOWUP_34 = (
     BASELINE,
     "rand/1-snap-local/none/constant+init-corners",
@@ -141,10 +132,9 @@ FOLLOWUP_34 = (
     "current-to-best/1/bin/constant",
 )
 
-# deattack.attack.recommended_config: what `deattack attack` runs unless told otherwise.
+# deattack.attack.default_config's operator (untargeted, and targeted below 5 pixels).
 DEFAULT = "rand/1-snap-local/none/constant+init-corners"
-# First on mean success over the six 25-image settings once 3 and 5 px targeted were in
-# (65.3 % against the default's 64.7 %, the default first on anytime success).
+# The default's closest rival in the 25-image screen (docs/results/operators_screen_25_note.md).
 RUNNER_UP = "best/1/exp/constant"
 HEAD_TO_HEAD = (BASELINE, DEFAULT, RUNNER_UP)
 
@@ -163,8 +153,28 @@ ATTACK = AttackConfig(population_size=400, max_generations=100, differential_wei
                       crossover_rate=0.9, slots=16, targets="random", forward="incremental")
 
 
-def get_config(variant: str = "screen") -> SweepConfig:
-    variant = variant or "screen"
+# The names these variants had while the study ran (its stores record them in their
+# commands): each still gives the same sweep.
+STUDY_NAMES = {
+    "screen": "lenet-all-operators",
+    "followup-lenet": "lenet-six-operators",
+    "followup-lenet-targeted": "lenet-six-operators-targeted",
+    "followup-lenet-targeted-34": "lenet-six-operators-targeted-34-images",
+    "followup-lenet-rest": "lenet-six-operators-but-three",
+    "followup-lenet-targeted-rest": "lenet-six-operators-targeted-but-three",
+    "followup-resnet20": "resnet20-six-operators",
+    "scan-resnet20": "resnet20-corner-scan",
+    "full": "lenet-resnet20-six-operators-700-images",
+    "head-to-head-lenet": "lenet-default-rand1-best1exp",
+    "head-to-head-lenet-runner-up": "lenet-best1exp",
+    "head-to-head-lenet-targeted": "lenet-default-rand1-best1exp-targeted",
+    "head-to-head-resnet20": "resnet20-default-rand1",
+    "pilot": "lenet-eight-searches-34-images",
+}
+
+
+def get_config(variant: str = "lenet-all-operators") -> SweepConfig:
+    variant = STUDY_NAMES.get(variant or "lenet-all-operators", variant or "lenet-all-operators")
     screen = SweepConfig(
         name="operators-screen", victims=("lenet",), pixels=(1, 3), modes=("untargeted",), seeds=(0,),
         images=ImageSet(split="test", start=0, count=274, correct_only=True),
@@ -186,25 +196,26 @@ def get_config(variant: str = "screen") -> SweepConfig:
     resnet20 = dataclasses.replace(followup, name="operators-followup-resnet20", victims=("resnet20",), pixels=(1,),
                                    images=ImageSet(split="test", start=0, count=109, correct_only=True))
     configs = {
-        "screen": screen,
-        "followup-lenet": dataclasses.replace(followup, name="operators-followup-lenet", pixels=(1, 3, 5),
+        "lenet-all-operators": screen,
+        "lenet-six-operators": dataclasses.replace(followup, name="operators-followup-lenet", pixels=(1, 3, 5),
                                               variants=reusing),
-        "followup-lenet-targeted": targeted,
+        "lenet-six-operators-targeted": targeted,
         # What the 25-image screen's targeted stores ran (with --set images.count=34 --set
         # seeds=0 --set pixels=P; the same sweep name, so those stores resume).
-        "followup-lenet-targeted-34": dataclasses.replace(targeted, variants=tuple(VARIANTS[n] for n in FOLLOWUP_34)),
+        "lenet-six-operators-targeted-34-images": dataclasses.replace(
+            targeted, variants=tuple(VARIANTS[n] for n in FOLLOWUP_34)),
         # The follow-up less the head-to-head's operators, whose cells (the same ids) are in
         # the head-to-head stores already: what is left to run.
-        "followup-lenet-rest": dataclasses.replace(
+        "lenet-six-operators-but-three": dataclasses.replace(
             followup, name="operators-followup-lenet-rest", pixels=(1, 3, 5),
             variants=tuple(v for v in reusing if _name(v) not in HEAD_TO_HEAD)),
-        "followup-lenet-targeted-rest": dataclasses.replace(
+        "lenet-six-operators-targeted-but-three": dataclasses.replace(
             targeted, name="operators-followup-lenet-targeted-rest",
             variants=tuple(VARIANTS[n] for n in FOLLOWUP if n not in HEAD_TO_HEAD)),
-        "followup-resnet20": resnet20,
+        "resnet20-six-operators": resnet20,
         # Which of those images any corner-colour pixel fools at all (the 1-pixel ceiling
         # the lenet screen measured, here for resnet20): the 8,192-query scan, one cell.
-        "scan-resnet20": dataclasses.replace(resnet20, name="operators-scan-resnet20", seeds=(0,),
+        "resnet20-corner-scan": dataclasses.replace(resnet20, name="operators-scan-resnet20", seeds=(0,),
                                              variants=(VARIANTS["exhaustive-corners"],)),
         # The issue's full grid: the shipped undefended victims, the first 700 test images
         # (~510 / ~620 correctly classified by lenet / resnet20), both modes, 1/3/5 px, the
@@ -212,23 +223,23 @@ def get_config(variant: str = "screen") -> SweepConfig:
         # one H200 at bench run 9's 255,000 resnet20 queries/s). For a GPU: --set
         # attack.slots=256 --shard i/N over leases or machines, one store each, then
         # `deattack merge ALL.sqlite STORES...` and `deattack report ALL.sqlite --operators`.
-        "full": dataclasses.replace(
+        "lenet-resnet20-six-operators-700-images": dataclasses.replace(
             followup, name="operators-full", victims=("lenet", "resnet20"), pixels=(1, 3, 5),
             modes=("untargeted", "targeted"), images=ImageSet(split="test", start=0, count=700, correct_only=True),
             chunk_images=128),
-        "head-to-head-lenet": dataclasses.replace(
+        "lenet-default-rand1-best1exp": dataclasses.replace(
             followup, name="operators-head-to-head-lenet", pixels=(1, 3, 5),
             variants=tuple(VARIANTS[n] for n in HEAD_TO_HEAD)),
-        "head-to-head-lenet-runner-up": dataclasses.replace(
+        "lenet-best1exp": dataclasses.replace(
             followup, name="operators-head-to-head-lenet-runner-up", pixels=(1, 3, 5),
             variants=(VARIANTS[RUNNER_UP],)),
-        "head-to-head-lenet-targeted": dataclasses.replace(
+        "lenet-default-rand1-best1exp-targeted": dataclasses.replace(
             targeted, name="operators-head-to-head-lenet-targeted", pixels=(1, 3, 5),
             variants=tuple(VARIANTS[n] for n in HEAD_TO_HEAD)),
-        "head-to-head-resnet20": dataclasses.replace(
+        "resnet20-default-rand1": dataclasses.replace(
             resnet20, name="operators-head-to-head-resnet20", seeds=(0,),
             variants=tuple(VARIANTS[n] for n in (BASELINE, DEFAULT))),
-        "pilot": dataclasses.replace(
+        "lenet-eight-searches-34-images": dataclasses.replace(
             screen, name="operators-pilot", pixels=(1,),
             images=ImageSet(split="test", start=0, count=34, correct_only=True),
             chunk_images=25, variants=tuple(VARIANTS[n] for n in PILOT)),
@@ -237,5 +248,6 @@ def get_config(variant: str = "screen") -> SweepConfig:
             chunk_images=2, attack=dataclasses.replace(ATTACK, population_size=12, max_generations=3, slots=4)),
     }
     if variant not in configs:
-        raise ValueError(f"operators has no variant {variant!r}; known: {', '.join(configs)}")
+        raise ValueError(f"operators has no variant {variant!r}; known: {', '.join(configs)} "
+                         f"(and the study's names {', '.join(STUDY_NAMES)})")
     return configs[variant]

@@ -1,6 +1,6 @@
 """Training recipes of defended victims: the undefended twin's recipe (configs/train.py,
 same architecture, epochs and schedule) plus a training-time defense. The export name
-is MODEL_TAG (deattack.augment.defense_tag), loadable by that name like any shipped victim.
+is MODEL_TAG (deattack.training.augment.defense_tag), loadable by that name like any shipped victim.
 
   deattack train --config configs/train_defenses.py:lenet_deadpixel     # ~40 min on 2 CPU cores
   deattack train --config configs/train_defenses.py:resnet20_deadpixel  # as resnet20: hours on CPU

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 
-def load(spec: str) -> Any:
-    """Loads `path.py[:variant]`; the file must define get_config(variant)."""
+def load(spec: str, expected: type | None = None) -> Any:
+    """Loads `path.py[:variant]`; the file must define get_config(variant), returning an
+    instance of `expected` when that is given."""
     path_text, _, variant = spec.partition(":")
     path = Path(path_text)
     if not path.is_file():
@@ -23,6 +24,13 @@ def load(spec: str) -> Any:
     if not hasattr(module, "get_config"):
         raise ValueError(f"config file {path} defines no get_config(variant)")
     try:
-        return module.get_config(variant)
+        config = module.get_config(variant)
     except TypeError as error:  # e.g. SweepConfig(bogus=1): "unexpected keyword argument 'bogus'"
         raise ValueError(f"config file {spec}: {error}") from None
+    if expected is not None and not isinstance(config, expected):
+        raise ValueError(f"{spec} returns {_article(type(config).__name__)}, not {_article(expected.__name__)}")
+    return config
+
+
+def _article(name: str) -> str:
+    return f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"

@@ -32,9 +32,19 @@ class DatasetError(RuntimeError):
     """The dataset is missing or unreadable; the message says where we looked."""
 
 
+# A prepared TFDS folder beside the checkout (../shared/tensorflow_datasets), used when
+# TFDS_DATA_DIR is not set: the CLI and the Python API then find the same data.
+SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "tensorflow_datasets"
+
+
 def default_data_dir() -> str:
-    """`TFDS_DATA_DIR` if set, else tfds's own default (~/tensorflow_datasets)."""
-    return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+    """`TFDS_DATA_DIR` if set, else ../shared/tensorflow_datasets beside the checkout when
+    it exists, else tfds's own default (~/tensorflow_datasets)."""
+    if os.environ.get("TFDS_DATA_DIR"):
+        return os.environ["TFDS_DATA_DIR"]
+    if SHARED_DATA_DIR.is_dir():
+        return str(SHARED_DATA_DIR)
+    return os.path.expanduser("~/tensorflow_datasets")
 
 
 ARRAYS_ENV = "DEATTACK_CIFAR_ARRAYS"

@@ -45,3 +45,18 @@ def _set_path(config: Any, path: list[str], value: Any, full_key: str) -> Any:
     if hints.get(head) is float and isinstance(value, int):
         value = float(value)
     return dataclasses.replace(config, **{head: value})
+
+
+def parse_named_options(spec: str) -> tuple[str, list[tuple[str, str, str | None]]]:
+    """The "name:key=value,key=value" syntax of augmentation and defense specs:
+    "dead_pixels:k=1-3,p=0.5" -> ("dead_pixels", [("k=1-3", "k", "1-3"), ("p=0.5", "p", "0.5")]).
+
+    Each option is (item as written, key, value), all stripped; value is None for an item
+    without "=". The caller checks names, keys and values and words its errors.
+    """
+    name, _, rest = spec.strip().partition(":")
+    options = []
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, equals, value = item.partition("=")
+        options.append((item, key.strip(), value.strip() if equals else None))
+    return name.strip(), options

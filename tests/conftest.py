@@ -1,5 +1,6 @@
-"""Shared test setup: CIFAR-10 from ../shared/tensorflow_datasets when present, and
-fixtures for the shipped victims."""
+"""Shared test setup: CIFAR-10 from ../shared/tensorflow_datasets when present, the
+test split, and the toy sweep (tests/sweep/toy.py) that the sweep, report and CLI tests
+compare against, run once a session."""
 
 from __future__ import annotations
 
@@ -21,3 +22,35 @@ def cifar_test():
     from deattack import data
 
     return data.load_split("test")
+
+
+@pytest.fixture(scope="session")
+def toy_inputs() -> dict:
+    from tests.sweep import toy
+
+    return toy.sweep_inputs()
+
+
+@pytest.fixture(scope="session")
+def run_toy(toy_inputs):
+    """run_sweep on the toy victim and images (session fixtures need the numerics here:
+    they are part of jit's cache key, so every run shares the compilations)."""
+
+    from deattack.sweep.run import run_sweep
+    from tests import support
+
+    def run(config, store, **kwargs):
+        with support.strict_numerics("allow"):
+            return run_sweep(config, store, **toy_inputs, **kwargs)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def reference_store(tmp_path_factory, run_toy):
+    """The toy sweep, uninterrupted and unsharded."""
+    from tests.sweep import toy
+
+    path = tmp_path_factory.mktemp("reference") / "toy.sqlite"
+    run_toy(toy.CONFIG, path, command="reference")
+    return path

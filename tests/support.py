@@ -6,6 +6,7 @@ import contextlib
 import os
 
 import jax
+import numpy as np
 import pytest
 
 
@@ -18,8 +19,6 @@ def _has_cifar10() -> bool:
 requires_cifar10 = pytest.mark.skipif(
     not _has_cifar10() and os.environ.get("CI") != "true",
     reason="CIFAR-10 not prepared in TFDS_DATA_DIR (set TFDS_DATA_DIR; in CI this fails instead)")
-
-
 
 
 def strict_numerics(rank_promotion: str = "raise") -> contextlib.ExitStack:
@@ -40,3 +39,13 @@ def forbid_work(monkeypatch, before: str) -> None:
     monkeypatch.setattr("deattack.victims.loading.load_victim", work)
     monkeypatch.setattr("deattack.data.load_split", work)
     monkeypatch.setattr("deattack.sweep.run._load_victims", work)
+
+
+def numpy_write_pixels(image: np.ndarray, pixels) -> np.ndarray:
+    """The test's own transcription of the pixel convention, independent of the package:
+    a record's integer pixels [[x, y, r, g, b], ...] written into a float64 copy, pixel
+    (x, y) at image[y, x] (x = column, y = row), a later pixel at the same place winning."""
+    out = np.array(image, np.float64)
+    for x, y, r, g, b in pixels:
+        out[y, x] = (r, g, b)
+    return out

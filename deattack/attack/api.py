@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from deattack.attack.config import AttackConfig
+from deattack.attack.config import AttackConfig, default_config
 from deattack.attack.exhaustive import ExhaustiveRunner
-from deattack.attack.results import ResultStore, summarize
-from deattack.attack.runner import Problem, Progress, SlotRunner, bucket_size, build_problems
+from deattack.attack.problems import Problem, bucket_size, build_problems
+from deattack.attack.record import Record
+from deattack.attack.results import ResultsFolder, summarize
+from deattack.attack.runner import Progress, SlotRunner
 from deattack.victims import loading
 from deattack.victims.victim import Victim, predict
 
@@ -74,6 +76,7 @@ def attack(
     labels: np.ndarray,
     config: AttackConfig | None = None,
     *,
+    preset: str | None = None,
     targets: np.ndarray | None = None,
     image_indices: Sequence[int] | None = None,
     out: str | None = None,
@@ -82,12 +85,15 @@ def attack(
     on_finished: Callable[[list[dict[str, Any]]], None] | None = None,
     finished: Sequence[dict[str, Any]] = (),
 ) -> AttackResults:
-    """Few-pixel DE attack of every image (and target) on the victim.
+    """Few-pixel attack of every image (and target) on the victim, by the config's search.
 
     Args:
-      victim: a `deattack.victim.Victim`, or a shipped victim name / checkpoint path.
+      victim: a `deattack.victims.Victim`, or a shipped victim name / checkpoint path.
       images: [N, 32, 32, 3] uint8 or float in [0, 255]. labels: [N] int true classes.
-      config: an AttackConfig (default: the paper's 1-pixel untargeted setting).
+      config: an AttackConfig. Default: default_config(preset=preset), the one default
+        `deattack attack` runs too (1 pixel, untargeted, the operator study's choice at
+        the paper's budget; preset="su2019": the paper's DE/rand/1).
+      preset: with no config, "su2019" for the paper's setting.
       targets: optional [N] target classes for targeted mode (else config.targets).
       image_indices: global ids of the images (default 0..N-1); they name records
         and seed each problem's PRNG stream.
@@ -110,7 +116,7 @@ def attack(
       >>> results = attack(victim, images[:10], labels[:10], paper_config(pixels=1))
       >>> results.summary["success_rate"]
     """
-    config = config or AttackConfig()
+    config = _resolve_config(config, preset)
     if not isinstance(victim, Victim):
         victim = loading.load_victim(str(victim))
     validate_inputs(images, labels, None, targets)  # shapes and ranges before the victim runs
@@ -120,24 +126,13 @@ def attack(
     clean_logits = predict(victim, images, batch_size=min(len(images), 256) or 1) if len(images) else None
     num_classes = int(clean_logits.shape[-1]) if clean_logits is not None else 10
     images, labels = validate_inputs(images, labels, num_classes, targets)
-    indices = np.arange(len(images)) if image_indices is None else np.asarray(image_indices, np.int64)
-    if indices.shape != (len(images),):
-        raise ValueError(f"image_indices must have shape ({len(images)},), got {indices.shape}")
-    if len(np.unique(indices)) != len(indices):
-        raise ValueError("image_indices must be distinct: they name records and seed PRNG streams")
-
+    indices = _image_indices(image_indices, len(images))
     store = None
     if out is not None:
-        info = {"attack": config.search_key(), "victim": victim.name,
-                "victim_sha256": victim.metadata.get("sha256"), **(run_info or {})}
-        store = ResultStore(out, info)
-    done = store.completed() if store else set()
-    all_problems = build_problems(config, labels, indices, targets, num_classes)
-    wanted = {(p.image_index, p.target) for p in all_problems}
-    carried = {(int(r["image_index"]), int(r["target"])): dict(r) for r in finished
-               if (int(r["image_index"]), int(r["target"])) in wanted and
-               (int(r["image_index"]), int(r["target"])) not in done}
-    problems = [p for p in all_problems if (p.image_index, p.target) not in done | carried.keys()]
+        store = ResultsFolder(out, {"attack": config.search_key(), "victim": victim.name,
+                                    "victim_sha256": victim.metadata.get("sha256"), **(run_info or {})})
+    problems, carried = _to_attack(build_problems(config, labels, indices, targets, num_classes),
+                                   store.completed() if store else set(), finished)
 
     started = time.time()
     runnable, records = _screen_nonfinite(problems, clean_logits)
@@ -146,29 +141,70 @@ def attack(
     if on_finished is not None and records:
         on_finished(records)
 
+    new_records, progress = _run(config, victim, images, clean_logits, runnable, store, on_finished, on_progress)
+    records = list(carried.values()) + records + new_records
+    all_records = (store.records if store is not None else records)
+    summary = _summary(all_records, time.time() - started, progress, victim.name, config)
+    return AttackResults(records=all_records, summary=summary, config=config)
+
+
+def _run(config: AttackConfig, victim: Victim, images: np.ndarray, clean_logits: np.ndarray,
+         problems: list[Problem], store: ResultsFolder | None, on_finished, on_progress) -> tuple[list[dict], Progress]:
+    """Runs the problems through the search's runner; records go to the store and
+    `on_finished` as they finish."""
     def verify(perturbed: np.ndarray) -> np.ndarray:
         return predict(victim, perturbed, batch_size=bucket_size(len(perturbed), 64))
 
-    # the corner-scan baseline (deattack.attack.exhaustive) has its own runner
-    runner_class = ExhaustiveRunner if config.search == "exhaustive" else SlotRunner
+    # A generational optimiser runs in the device slots; the corner scan has its own runner.
+    runner_class = SlotRunner if config.search_entry.optimiser is not None else ExhaustiveRunner
     runner = runner_class(config, victim.apply_fn, victim.variables, images, verify, clean_logits,
                           module=victim.module)
+
     def record_batch(batch: list[dict[str, Any]]) -> None:
         if store is not None:
             store.append(batch)
         if on_finished is not None:
             on_finished(batch)
 
-    new_records, progress = runner.run(runnable, on_finished=record_batch, on_progress=on_progress)
-    records = list(carried.values()) + records + new_records
-    wall = time.time() - started
-    all_records = (store.records if store is not None else records)
-    summary = summarize(all_records, wall, progress.queries)
-    summary.update({"model": victim.name, "pixels": config.pixels, "mode": config.mode,
+    return runner.run(problems, on_finished=record_batch, on_progress=on_progress)
+
+
+def _resolve_config(config: AttackConfig | None, preset: str | None) -> AttackConfig:
+    if config is None:
+        return default_config(preset=preset)
+    if preset is not None:
+        raise ValueError("give a config or a preset, not both (default_config(preset=...) makes a config)")
+    return config
+
+
+def _image_indices(image_indices: Sequence[int] | None, count: int) -> np.ndarray:
+    indices = np.arange(count) if image_indices is None else np.asarray(image_indices, np.int64)
+    if indices.shape != (count,):
+        raise ValueError(f"image_indices must have shape ({count},), got {indices.shape}")
+    if len(np.unique(indices)) != len(indices):
+        raise ValueError("image_indices must be distinct: they name records and seed PRNG streams")
+    return indices
+
+
+def _to_attack(all_problems: list[Problem], done: set[tuple[int, int]],
+               finished: Sequence[dict[str, Any]]) -> tuple[list[Problem], dict[tuple[int, int], dict]]:
+    """(problems to attack, records carried from `finished`): problems already in the
+    output folder (`done`) or in `finished` are not attacked again."""
+    wanted = {(p.image_index, p.target) for p in all_problems}
+    carried = {(int(r["image_index"]), int(r["target"])): dict(r) for r in finished
+               if (int(r["image_index"]), int(r["target"])) in wanted and
+               (int(r["image_index"]), int(r["target"])) not in done}
+    return [p for p in all_problems if (p.image_index, p.target) not in done | carried.keys()], carried
+
+
+def _summary(records: list[dict[str, Any]], wall: float, progress: Progress, model: str,
+             config: AttackConfig) -> dict[str, Any]:
+    summary = summarize(records, wall, progress.queries)
+    summary.update({"model": model, "pixels": config.pixels, "mode": config.mode,
                     "mutation": config.mutation, "crossover": config.crossover,
                     "adaptation": config.adaptation, "population_size": config.population_size,
                     "max_generations": config.max_generations, "queries_this_run": progress.queries})
-    return AttackResults(records=all_records, summary=summary, config=config)
+    return summary
 
 
 def _screen_nonfinite(problems: list[Problem], clean_logits) -> tuple[list[Problem], list[dict]]:
@@ -177,11 +213,5 @@ def _screen_nonfinite(problems: list[Problem], clean_logits) -> tuple[list[Probl
         return problems, []
     bad_rows = set(np.flatnonzero(~np.all(np.isfinite(clean_logits), axis=-1)).tolist())
     runnable = [p for p in problems if p.row not in bad_rows]
-    records = [{
-        "image_index": p.image_index, "true_label": p.label, "target": p.target, "success": False,
-        "status": "nonfinite_logits", "queries": 0, "generations": 0, "best_fitness": None,
-        "pixels": [], "adversarial_prediction": None, "adversarial_confidence": None,
-        "target_confidence": None, "true_confidence_after": None,
-        "original_prediction": None, "original_confidence": None,
-    } for p in problems if p.row in bad_rows]
+    records = [Record.nonfinite(p.image_index, p.label, p.target).to_dict() for p in problems if p.row in bad_rows]
     return runnable, records

@@ -7,19 +7,24 @@ import numbers
 
 import numpy as np
 
-from deattack.attack import criteria
-from deattack.attack.encoding import INITIALISATIONS, bound_names, dim_kinds
-from deattack.de import ADAPTATIONS, BOUNDS, CROSSOVERS, MUTATIONS, DEConfig, DEParams, cma_es
+from deattack.attack import criteria, searches
+from deattack.attack.encoding import INITIALISATIONS
+from deattack.de import ADAPTATIONS, BOUNDS, CROSSOVERS, MUTATIONS, DEConfig, DEParams
+from deattack.es import cma_es
 
 TARGET_CHOICES = ("all", "random")
-# "de": the DE attack; "exhaustive": every pixel location x the 8 corners of the colour
-# cube, one pixel only (deattack.attack.exhaustive), a baseline that ignores the DE fields;
-# "cma-es": CMA-ES (deattack.de.cma_es) at DE's budget, population_size = its lambda.
-SEARCHES = ("de", "exhaustive", "cma-es")
+# The search kinds (deattack.attack.searches: one entry each).
+SEARCHES = tuple(searches.SEARCHES)
 FORWARDS = ("full", "incremental")
-# DE-only fields that search="cma-es" requires at their defaults (CMA-ES has no such
-# operators, and starts from its own Gaussian around the box's centre).
-_DE_ONLY_FIELDS = ("mutation", "crossover", "adaptation", "differential_weight", "crossover_rate", "init")
+# Fields that never change results, only how the work is laid out on the device(s):
+# search_key() and the sweep's keys leave them out, so a store or result folder resumes
+# with other slots, chunking, microbatch, refill, device count or forward (the
+# "incremental" forward differs from "full" by float rounding only). Tested in
+# tests/attack/test_invariance.py and tests/sweep/test_grid.py.
+LAYOUT_FIELDS = ("slots", "chunk_generations", "microbatch", "refill", "devices", "forward")
+# The host-side part of the layout: compile_key() fixes these, so changing them reuses
+# the compiled program (microbatch and forward change the program itself).
+_HOST_LAYOUT = {"slots": 1, "chunk_generations": 1, "refill": True, "devices": 0}
 # Fields added after stores and result folders were first written: left out of
 # search_key() at these defaults, so those stores keep their keys and still resume.
 FIELDS_ADDED_LATER = {"search": "de", "neighbour_radius": 0.0}
@@ -65,7 +70,7 @@ class AttackConfig:
       search: "de" (this attack), or "exhaustive" (1 pixel: all H x W locations x the
         8 colour-cube corners in a per-problem random order, stopping at the first
         success; deattack.attack.exhaustive), a baseline at a fixed budget, or "cma-es"
-        (deattack.de.cma_es: lambda = population_size samples a generation, the same
+        (deattack.es.cma_es: lambda = population_size samples a generation, the same
         P * (max_generations + 1) budget and bound handling as DE; the DE-only fields
         mutation, crossover, adaptation, F, CR and init must stay at their defaults).
       neighbour_radius: 0 (the paper's attack: any colour), or r > 0: every candidate
@@ -122,21 +127,10 @@ class AttackConfig:
         choice("colour_bounds", BOUNDS)
         choice("search", SEARCHES)
         choice("forward", FORWARDS)
-        if self.search == "exhaustive" and self.pixels != 1:
-            raise ValueError(f"search='exhaustive' covers one pixel only, got pixels={self.pixels}")
-        if self.search == "cma-es":
-            defaults = {f.name: f.default for f in dataclasses.fields(AttackConfig)}
-            for field in _DE_ONLY_FIELDS:
-                if getattr(self, field) != defaults[field]:
-                    raise ValueError(
-                        f"search='cma-es' has no {field} (a DE setting; CMA-ES samples its own adapted "
-                        f"Gaussian from the box's centre): leave {field} at {defaults[field]!r}, "
-                        f"got {getattr(self, field)!r}")
         if not 0.0 <= self.neighbour_radius <= 255.0:
             raise ValueError(f"neighbour_radius must be in [0, 255] (0 = colours unconstrained), "
                              f"got {self.neighbour_radius}")
-        if self.search == "exhaustive" and self.neighbour_radius:
-            raise ValueError("search='exhaustive' scans the colour cube's corners; it has no neighbour_radius")
+        self.search_entry.check(self)
         if not 0.0 <= self.confidence < 1.0:
             raise ValueError(f"confidence must be in [0, 1), got {self.confidence}")
         if self.max_generations < 0:
@@ -148,58 +142,50 @@ class AttackConfig:
             raise ValueError(f"devices must be >= 0 (0 = all local devices), got {self.devices}")
         if self.microbatch < 0:
             raise ValueError(f"microbatch must be >= 0 (0 = automatic), got {self.microbatch}")
-        self.search_config()  # population size vs mutation, operator names
-        self.search_params().validate()
+        if self.search_entry.static_config is not None:
+            self.search_config()  # population size vs mutation, operator names
+            self.search_params().validate()
 
     @property
     def num_dims(self) -> int:
         return 5 * self.pixels
 
     @property
+    def search_entry(self) -> searches.Search:
+        """This config's search in the registry (deattack.attack.searches)."""
+        return searches.SEARCHES[self.search]
+
+    @property
     def max_queries(self) -> int:
-        """Budget per problem: the initial population plus one per generation (DE), or
-        every location x colour-cube corner (exhaustive, 32 x 32 images)."""
-        if self.search == "exhaustive":
-            return 32 * 32 * 8
-        return self.population_size * (self.max_generations + 1)
+        """Budget per problem: the initial population plus one per generation (DE,
+        CMA-ES), or every location x colour-cube corner (exhaustive, 32 x 32 images)."""
+        return self.search_entry.budget(self.population_size, self.max_generations, 32, 32)
 
     def de_config(self) -> DEConfig:
-        return DEConfig(
-            population_size=self.population_size, num_dims=self.num_dims,
-            mutation=self.mutation, crossover=self.crossover, adaptation=self.adaptation,
-            bounds=bound_names(self.pixels, self.coordinate_bounds, self.colour_bounds),
-            dim_kinds=dim_kinds(self.pixels), max_generations=self.max_generations)
+        return searches.de_config(self)
 
     def search_config(self) -> DEConfig | cma_es.CMAESConfig:
-        """The optimiser's static config: CMA-ES's for search="cma-es", else DE's."""
-        if self.search == "cma-es":
-            return cma_es.CMAESConfig(
-                population_size=self.population_size, num_dims=self.num_dims,
-                bounds=bound_names(self.pixels, self.coordinate_bounds, self.colour_bounds),
-                max_generations=self.max_generations)
-        return self.de_config()
+        """The optimiser's static config (CMA-ES's for search="cma-es", else DE's)."""
+        return self.search_entry.static_config(self)
 
     def search_params(self) -> DEParams | cma_es.CMAESParams:
         """The optimiser's traced tunables (CMA-ES: sigma0 = 0.3 of the box width)."""
-        return cma_es.CMAESParams() if self.search == "cma-es" else self.de_params()
+        return self.search_entry.params(self)
 
     def de_params(self) -> DEParams:
-        return DEParams(differential_weight=float(self.differential_weight),
-                        crossover_rate=float(self.crossover_rate))
+        return searches.de_params(self)
 
     def compile_key(self) -> "AttackConfig":
         """This config with the fields that need no recompilation (seed, F, CR, host-side
         layout) set to fixed values: the static argument of the jitted functions, so a
         new seed or F reuses the compiled program (F and CR travel in DEParams)."""
-        return dataclasses.replace(self, seed=0, differential_weight=0.5, crossover_rate=0.9,
-                                   slots=1, chunk_generations=1, refill=True, devices=0)
+        return dataclasses.replace(self, seed=0, differential_weight=0.5, crossover_rate=0.9, **_HOST_LAYOUT)
 
     def search_key(self) -> dict:
-        """Fields that change results (not slots/chunking/microbatch/refill/devices, nor the
-        forward's evaluation order: "incremental" differs from "full" by float rounding)."""
-        layout = {"slots", "chunk_generations", "microbatch", "refill", "devices", "forward"}
+        """Fields that change results: all but LAYOUT_FIELDS (and FIELDS_ADDED_LATER at
+        their defaults, so older stores keep their keys)."""
         return {k: v for k, v in dataclasses.asdict(self).items()
-                if k not in layout and not (k in FIELDS_ADDED_LATER and v == FIELDS_ADDED_LATER[k])}
+                if k not in LAYOUT_FIELDS and not (k in FIELDS_ADDED_LATER and v == FIELDS_ADDED_LATER[k])}
 
 
 # Field -> (kind, least value). Checked before anything else, so a wrong type is a
@@ -253,24 +239,45 @@ def paper_config(pixels: int = 1, mode: str = "untargeted", **overrides) -> Atta
     return AttackConfig(pixels=pixels, mode=mode, **settings)
 
 
-# The operator study's winners per setting (docs/results/operators_head_to_head): lenet,
-# 200 images x 3 seeds untargeted, 50 x 3 targeted, paired McNemar against each other.
+# The operator study's choices per setting (docs/results/operators_head_to_head_note.md).
 _DESIGNED = {"mutation": "rand/1-snap-local", "init": "corners"}
 _TARGETED_MANY_PIXELS = {"mutation": "best/1", "crossover": "exp"}  # CR 0.9, the study's
 
 
 def recommended_config(pixels: int = 1, mode: str = "untargeted", **overrides) -> AttackConfig:
-    """`deattack attack`'s default: the paper's budget (P = 400, 100 generations, F = 0.5)
-    with the operator the study chose for the setting (docs/results/operators_head_to_head).
+    """The paper's budget (P = 400, 100 generations, F = 0.5) with the operator the study
+    chose for the setting:
 
-    - Untargeted, and targeted with fewer than 5 pixels: DE/rand/1 whose colours snap to
-      the colour cube's corners and whose p-best members also move to neighbouring pixels
-      ("rand/1-snap-local"), from corner colours. On lenet it fooled 97.3 / 98.5 % at 3 / 5
-      pixels untargeted against DE/rand/1's 89.5 / 90.0 % (McNemar p < 1e-4), 55.3 against
-      38.7 % at 3 pixels targeted, the same at 1 pixel, and solved most problems first.
-    - Targeted with 5 or more pixels: DE/best/1 with exponential crossover (CR 0.9): 78.0 %
-      against rand/1-snap-local's 70.0 % (13 / 1 discordant, p = 0.002) and rand/1's 40.7 %
-      at 5 pixels, although slower to its first success.
+    - untargeted, and targeted with fewer than 5 pixels: DE/rand/1 whose colours snap to
+      the colour cube's corners and whose p-best members also move to neighbouring
+      pixels ("rand/1-snap-local"), from corner colours;
+    - targeted with 5 or more pixels: DE/best/1 with exponential crossover (CR 0.9).
+
+    The evidence, with its commands: docs/results/operators_head_to_head_note.md.
     """
     operator = _TARGETED_MANY_PIXELS if mode == "targeted" and pixels >= 5 else _DESIGNED
     return paper_config(pixels, mode, **{**operator, **overrides})
+
+
+# The settings one argument away from the default: `preset="su2019"` / `--preset su2019`.
+PRESETS = ("su2019",)
+# Fields that name a DE operator: asking for any of them (or for another search) starts
+# from the paper's operator, replaced whole by the one asked for.
+OPERATOR_FIELDS = ("mutation", "crossover", "adaptation", "init")
+
+
+def default_config(pixels: int = 1, mode: str = "untargeted", *, preset: str | None = None,
+                   **fields) -> AttackConfig:
+    """The attack that `attack()` and `deattack attack` run when no config is given: ONE
+    default for both, with `fields` set.
+
+    No preset: recommended_config(pixels, mode), the operator study's choice at the
+    paper's budget. preset="su2019": paper_config, the paper's DE/rand/1. Fields that
+    name a DE operator (OPERATOR_FIELDS) or a search other than "de" start from the
+    paper's setting either way: the operator asked for replaces the default one whole.
+    """
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"preset={preset!r} is unknown; known: {', '.join(PRESETS)}")
+    if preset == "su2019" or fields.keys() & set(OPERATOR_FIELDS) or fields.get("search", "de") != "de":
+        return paper_config(pixels, mode, **fields)
+    return recommended_config(pixels, mode, **fields)

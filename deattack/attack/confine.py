@@ -1,7 +1,7 @@
 """Colours confined near the clean neighbourhood: the search of an attacker who knows an
 outlier repair.
 
-`repair:threshold=T` (deattack.defenses.wrappers.outlier_repair) replaces a pixel whose
+`repair:threshold=T` (deattack.filters.outlier_repair) replaces a pixel whose
 value differs from the median of its 8 neighbours by more than T in any channel. A lone
 changed pixel survives it only within T of that median, so the attack that knows the
 defense searches there alone: with `neighbour_radius=r` every candidate colour is clipped,

@@ -36,11 +36,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from deattack.attack import engine
 from deattack.attack.config import AttackConfig
-from deattack.attack.runner import Problem, Progress, SlotRunner, bucket_size
+from deattack.attack.fitness import CandidateFitness, make_fitness
+from deattack.attack.problems import Problem, ProblemArrays, bucket_size, problem_arrays
+from deattack.attack.runner import Progress
+from deattack.attack.verify import Verifier
 
 # The 8 corners of the colour cube; corner c has red = bit 2, green = bit 1, blue = bit 0.
 CORNERS = np.asarray(list(itertools.product((0.0, 255.0), repeat=3)), np.float32)
@@ -67,7 +70,7 @@ def scan_order(seed: int, image_index: int, target: int, count: int) -> np.ndarr
 
 
 @functools.partial(jax.jit, static_argnames=("fitness",))
-def _evaluate(fitness: engine.CandidateFitness, variables: Any, problems: engine.Problems,
+def _evaluate(fitness: CandidateFitness, variables: Any, problems: ProblemArrays,
               candidates: jax.Array, active: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(fitness [S, C], success [S, C]) of candidates [S, C, 5]; inactive slots cost nothing."""
     return fitness(candidates, (variables, problems), active)
@@ -77,8 +80,8 @@ class ExhaustiveRunner:
     """Runs problems through the corner scan, S = config.slots problems at a time.
 
     Same constructor and `run` as `runner.SlotRunner`, so `attack()` can use either;
-    records have the DE attack's fields (built and re-verified by a SlotRunner) plus
-    `queries_evaluated`, `first_success_query` and `n_fooling`.
+    records are re-verified and built as the DE attack's (deattack.attack.verify), with
+    `queries_evaluated`, `first_success_query` and `n_fooling` in Record.extra.
     """
 
     def __init__(self, config: AttackConfig, apply_fn: Callable, variables: Any, images: np.ndarray,
@@ -92,12 +95,13 @@ class ExhaustiveRunner:
         self.stop_early = stop_early
         self.images = np.asarray(images, np.float32)
         self.variables = variables
-        # The records, their re-verification and the problem arrays are the DE attack's.
-        self.slots = SlotRunner(config, apply_fn, variables, self.images, verify_fn, clean_logits)
         self.candidates = corner_candidates(*self.images.shape[1:3])
         # Microbatches sized for CHUNK candidates a problem, as for a population of CHUNK.
-        self.fitness = engine.make_fitness(dataclasses.replace(config, population_size=CHUNK), apply_fn,
-                                           variables, self.images.shape[1:])
+        self.fitness = make_fitness(dataclasses.replace(config, population_size=CHUNK), apply_fn,
+                                    variables, self.images.shape[1:])
+        # Re-verified and recorded as the DE attack's problems are (corner colours need no projection).
+        self.verifier = Verifier(config, lambda images, genes: genes, self.images, verify_fn,
+                                 np.asarray(jax.nn.softmax(jnp.asarray(clean_logits), axis=-1)))
 
     def run(self, problems: Sequence[Problem],
             on_finished: Callable[[list[dict]], None] | None = None,
@@ -120,7 +124,7 @@ class ExhaustiveRunner:
     def _scan(self, batch: list[Problem]) -> list[dict]:
         count, total = len(batch), len(self.candidates)
         size = bucket_size(count, self.config.slots)  # few distinct shapes to compile
-        arrays, _ = self.slots._problem_arrays(batch, size)
+        arrays, _ = problem_arrays(self.images, batch, size, self.config.seed)
         orders = np.stack([scan_order(self.config.seed, p.image_index, p.target, total) for p in batch])
         first = np.full(count, -1, np.int64)  # position of the first success in the scan order
         best_fitness = np.full(count, np.inf)
@@ -154,9 +158,9 @@ class ExhaustiveRunner:
         charged = np.where(found, first + 1, total) if self.stop_early else np.full(count, total)
         status = {"best_member": best_genes, "done": found, "queries": charged,
                   "generation": np.zeros(count, np.int64), "best_fitness": best_fitness}
-        records = self.slots._finish(batch, status, list(range(count)))
-        for i, record in enumerate(records):
-            record["queries_evaluated"] = int(evaluated[i])
-            record["first_success_query"] = int(first[i] + 1) if found[i] else None
-            record["n_fooling"] = None if self.stop_early else int(fooling[i])
-        return records
+        records = self.verifier.records(batch, status, list(range(count)))
+        return [dataclasses.replace(record, extra={
+            "queries_evaluated": int(evaluated[i]),
+            "first_success_query": int(first[i] + 1) if found[i] else None,
+            "n_fooling": None if self.stop_early else int(fooling[i]),
+        }).to_dict() for i, record in enumerate(records)]

@@ -17,11 +17,12 @@ RESULTS_FILE = "results.jsonl"
 CONFIG_FILE = "config.json"
 
 
-def problem_key(record: dict[str, Any]) -> tuple[int, int]:
+def problem_id(record: dict[str, Any]) -> tuple[int, int]:
+    """The (image_index, target) a record answers: one record per problem."""
     return int(record["image_index"]), int(record["target"])
 
 
-class ResultStore:
+class ResultsFolder:
     """An output folder: config.json (what was run) + results.jsonl (one line a problem).
 
     Lines are appended and fsynced as problems finish, so a killed run keeps every
@@ -76,11 +77,11 @@ class ResultStore:
         if terminate:
             with open(self.path, "ab") as stream:
                 stream.write(b"\n")
-        unique = {problem_key(r): r for r in records}
+        unique = {problem_id(r): r for r in records}
         return list(unique.values())
 
     def completed(self) -> set[tuple[int, int]]:
-        return {problem_key(r) for r in self.records}
+        return {problem_id(r) for r in self.records}
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         records = list(records)

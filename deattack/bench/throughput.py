@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from deattack.attack import attack
-from deattack.attack.engine import make_fitness
+from deattack.attack.fitness import make_fitness
 from deattack.bench.peers.result import AttackRun, speedup
 from deattack.bench.peers.scipy_de import scipy_attack
 from deattack.bench.timing import device_name, images_per_s

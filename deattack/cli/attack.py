@@ -8,11 +8,12 @@ import sys
 import time
 
 from deattack import config_files, data
-from deattack.attack import attack, paper_config, recommended_config
+from deattack.attack import attack
+from deattack.attack.config import OPERATOR_FIELDS, PRESETS, AttackConfig, default_config
 from deattack.io_checks import check_output_dir, check_output_file
 from deattack.overrides import apply_overrides, parse_value
 from deattack.reports.figures import adversarial_grid
-from deattack.victims.loading import load_victim
+from deattack.victims import loading
 from deattack.victims.victim import correctly_classified
 
 
@@ -23,7 +24,7 @@ def _victim_spec(args) -> str:
 
 
 def _eval(args) -> int:
-    victim = load_victim(_victim_spec(args))
+    victim = loading.load_victim(_victim_spec(args))
     images, labels = data.load_split("test")
     chosen = data.select(labels, start=0, stop=args.images)
     started = time.time()
@@ -47,15 +48,12 @@ _OPERATOR_ALIASES = {"rand1": "rand/1", "rand2": "rand/2", "best1": "best/1", "b
 
 def _assigned(assignments) -> dict:
     """{key: parsed value} of KEY=VALUE assignments, the last one of a key winning."""
-
     return {key.strip(): parse_value(value.strip()) for key, _, value in (a.partition("=") for a in assignments)}
 
 
-# DE operator fields: naming any of them (a flag or --set) starts from the paper's operator.
-_OPERATOR_FIELDS = {"mutation", "crossover", "adaptation", "init"}
-
-
 def _attack_config(args):
+    """--config FILE, else the library's default_config (the one default of attack()),
+    with the flags and --set (which wins) applied on top."""
     flags = {
         "pixels": args.pixels, "mode": args.mode, "population_size": args.popsize,
         "max_generations": args.max_gens, "seed": args.seed, "slots": args.slots,
@@ -64,17 +62,14 @@ def _attack_config(args):
         "targets": args.targets, "devices": args.devices,
     }
     assignments = [f"{key}={value!r}" for key, value in flags.items() if value is not None]
-    requested = _assigned([*assignments, *args.set])  # --set wins over flags
     if args.config:
-        config = config_files.load(args.config)
-    elif args.preset == "su2019" or requested.get("search", "de") != "de" or requested.keys() & _OPERATOR_FIELDS:
-        # CMA-ES and the corner scan take the paper's budget and no DE operator; an operator
-        # asked for replaces the default one whole (its other fields are the paper's).
-        config = paper_config()
-    else:  # the study's operator for the requested pixels and mode
+        config = config_files.load(args.config, AttackConfig)
+    else:
+        requested = _assigned([*assignments, *args.set])  # --set wins over flags
         pixels = requested.get("pixels", 1)
-        config = recommended_config(pixels if isinstance(pixels, int) else 1,  # bad values: checked below
-                                    requested.get("mode", "untargeted"))
+        choosing = {k: requested[k] for k in ("search", *OPERATOR_FIELDS) if k in requested}
+        config = default_config(pixels if isinstance(pixels, int) else 1,  # bad values: checked below
+                                requested.get("mode", "untargeted"), preset=args.preset, **choosing)
     return apply_overrides(config, [*assignments, *args.set])
 
 
@@ -87,7 +82,7 @@ def _attack(args) -> int:
         check_output_dir(args.out, "--out folder")
     if args.figure not in (None, "none"):
         check_output_file(args.figure, "--figure file")
-    victim = load_victim(_victim_spec(args))
+    victim = loading.load_victim(_victim_spec(args))
     out = args.out or f"runs/attack-{victim.name}-{config.pixels}px-{config.mode}"
     if not args.out:
         check_output_dir(out, "default --out folder")
@@ -159,9 +154,9 @@ def add_attack_commands(commands) -> None:
     attack.add_argument("--defense", help="attack end to end through a defense: median3, repair[:threshold=T] "
                                           "(same as --model DEFENSE+MODEL)")
     attack.add_argument("--config", help="configs/FILE.py[:variant] returning an AttackConfig")
-    attack.add_argument("--preset", choices=["su2019"],
-                        help="the paper's DE/rand/1 setting (default: deattack.attack.recommended_config, the "
-                             "operator study's choice at the same budget)")
+    attack.add_argument("--preset", choices=PRESETS,
+                        help="su2019: the paper's DE/rand/1 setting (default: deattack.attack.default_config, "
+                             "the operator study's choice at the same budget)")
     attack.add_argument("--pixels", type=int)
     attack.add_argument("--mode", choices=["untargeted", "targeted"])
     attack.add_argument("--targets", choices=["all", "random"], help="targeted: all 9 or one random")

@@ -138,7 +138,7 @@ def add_bench_command(commands) -> None:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--microbatch", type=int, default=0,
                        help="candidate images per forward call "
-                            "(0: automatic, deattack.attack.engine.default_microbatch)")
+                            "(0: automatic, deattack.attack.fitness.default_microbatch)")
     bench.add_argument("--forward", default="full", choices=["full", "incremental"],
                        help="how deattack scores candidates (deattack.attack.incremental); the limit "
                             "it is compared with is always the victim's full forward")

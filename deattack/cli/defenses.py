@@ -16,30 +16,20 @@ import json
 import sys
 from pathlib import Path
 
-from deattack import config_files
-from deattack.cli.common import command_line
+from tqdm import tqdm
+
+from deattack.cli.common import command_line, load_config, read_note
 from deattack.defenses.evaluate import DefenseEvalConfig, run_defenses
 from deattack.defenses.report import write_report
-from deattack.overrides import apply_overrides
-
-
-def load_config(spec: str, assignments: list[str]):
-    """`configs/defenses.py[:variant]` + `--set key=value`s -> a DefenseEvalConfig."""
-
-    config = config_files.load(spec)
-    if not isinstance(config, DefenseEvalConfig):
-        raise ValueError(f"{spec} returns a {type(config).__name__}, not a DefenseEvalConfig")
-    return apply_overrides(config, assignments)
 
 
 def _defenses(args) -> int:
-    from tqdm import tqdm
-
     path_text, _, variant = args.config.partition(":")
     out = Path(args.out or f"runs/defenses/{Path(path_text).stem}{'-' + variant if variant else ''}")
     command = command_line(args)
+    note = read_note(args.note)  # before any work: a missing note file is a bad input
     if not args.report_only:
-        config = load_config(args.config, args.set)
+        config = load_config(args.config, DefenseEvalConfig, args.set)
         bars = {}
 
         def on_progress(kind, progress):
@@ -55,7 +45,7 @@ def _defenses(args) -> int:
         for bar in bars.values():
             bar.close()
     report = write_report(out, args.report or out / "defenses.md", command=command,
-                          figures=not args.no_figures, also=tuple(args.also))
+                          figures=not args.no_figures, also=tuple(args.also), note=note)
     if args.json:
         print(json.dumps({"out": str(out), "files": report["files"], "verdicts": report["verdicts"]}))
     else:
@@ -78,6 +68,8 @@ def add_defense_commands(subparsers) -> None:
     parser.add_argument("--report-only", dest="report_only", action="store_true",
                         help="only rewrite the report from the run folder")
     parser.add_argument("--no-figures", dest="no_figures", action="store_true")
+    parser.add_argument("--note", metavar="FILE", help="markdown conclusion to print in the report (it lives in "
+                                                       "docs/results, written after reading the numbers)")
     parser.add_argument("--reuse", action="append", default=[], metavar="RUN_DIR",
                         help="copy finished units of the same cells (same victim, attack, images) from "
                              "another run folder's stores instead of running them; repeatable")

@@ -12,7 +12,6 @@ import sys
 
 from deattack.cli.attack import add_attack_commands
 from deattack.cli.bench import add_bench_command
-from deattack.cli.common import default_data_dir
 from deattack.cli.defenses import add_defense_commands
 from deattack.cli.sweep import add_sweep_commands
 from deattack.cli.train import add_train_commands
@@ -32,7 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs one command; a bad input is one line on stderr and exit status 2."""
-    default_data_dir()
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command as typed, recorded in stores and report headers
     try:

@@ -16,25 +16,13 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from deattack import config_files
-from deattack.cli.common import command_line
-from deattack.overrides import apply_overrides
+from deattack.cli.common import command_line, load_config, read_note
 from deattack.reports.operator_report import build_operator_report
 from deattack.reports.sweep_report import build_report
 from deattack.sweep.grid import SweepConfig, format_units, parse_shard, parse_units
 from deattack.sweep.merge import export, merge
 from deattack.sweep.run import default_store_path, plan, run_sweep
-
-
-def load_sweep_config(spec: str, assignments: list[str]):
-    """`configs/x.py[:variant]` + `--set key=value`s -> a validated SweepConfig."""
-
-    config = config_files.load(spec)
-    if not isinstance(config, SweepConfig):
-        raise ValueError(f"{spec} returns a {type(config).__name__}, not a SweepConfig")
-    return apply_overrides(config, assignments)
 
 
 def _print_plan(rows: list[dict], store: str, as_json: bool) -> None:
@@ -64,7 +52,7 @@ def _sweep(args) -> int:
 
     shard = parse_shard(args.shard)
     units = parse_units(args.units)
-    config = load_sweep_config(args.config, args.set)
+    config = load_config(args.config, SweepConfig, args.set)
     store = args.store or str(default_store_path(args.config, shard))
     if args.plan:
         _print_plan(plan(config, store), store, args.json)
@@ -107,8 +95,7 @@ def _merge(args) -> int:
 
 def _report(args) -> int:
     if args.operators:  # the operator study (issue 7): one report over several stores
-
-        note = Path(args.note).read_text() if args.note else ""
+        note = read_note(args.note)
         result = build_operator_report(args.store, args.out, command=command_line(args),
                                        figures=not args.no_figures, note=note, baseline=args.baseline)
         print(json.dumps(result["files"]) if args.json else

@@ -16,7 +16,7 @@ def _train(args) -> int:
     from tqdm import tqdm
 
     if args.config:
-        config = config_files.load(args.config)
+        config = config_files.load(args.config, training.TrainConfig)
     else:
         config = training.TrainConfig(model=args.model)
     config = apply_overrides(config, [*(f"{k}={v}" for k, v in _flag_overrides(args).items()), *args.set])
@@ -68,7 +68,8 @@ def add_train_commands(commands) -> None:
     train.add_argument("--learning-rate", dest="learning_rate", type=float)
     train.add_argument("--seed", type=int)
     train.add_argument("--augment", help="augmentation specs, e.g. crop,flip,dead_pixels:k=1-3,p=0.5,values=saturated "
-                                         "or crop,flip,de_attack:fraction=0.25 (deattack.augment); 'none' for none")
+                                         "or crop,flip,de_attack:fraction=0.25 (deattack.training.augment); "
+                                         "'none' for none")
     train.add_argument("--workdir", help="resumable state (default runs/train/MODEL)")
     train.add_argument("--out", help="exported checkpoint path (default checkpoints/MODEL)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -1,6 +1,6 @@
 """Differential evolution for B independent box-constrained problems, on JAX.
 
-Knows nothing about images: the attack supplies a fitness function. deattack.de.cma_es
+Knows nothing about images: the attack supplies a fitness function. deattack.es.cma_es
 is a CMA-ES baseline with the same batched interface (init / ask / tell / step / run).
 """
 

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from deattack.de.mutation import uniform_index
+from deattack.de.sampling import uniform_index
 
 Array = jax.Array
 AdaptState = Any

@@ -27,7 +27,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from deattack.de.mutation import uniform_index
+from deattack.de.sampling import uniform_index
 
 Array = jax.Array
 CrossoverFn = Callable[[Array, Array, Array, Array], Array]

@@ -35,6 +35,7 @@ from deattack.de import crossover as crossover_lib
 from deattack.de import mutation as mutation_lib
 from deattack.de import space as space_lib
 from deattack.de.config import DEConfig, DEParams
+from deattack.de.selection import best_index, sanitize
 from deattack.de.state import DEState
 
 Array = jax.Array
@@ -49,22 +50,6 @@ FitnessFn = Callable[[Array, Any], tuple[Array, Array]]
 _INIT_TAG = 2**31 - 1
 # Subkeys of one generation: adaptation, mutation, crossover, bounds, archive.
 _NUM_GENERATION_KEYS = 5
-
-
-def _sanitize(fitness: Array, solved: Array) -> tuple[Array, Array]:
-    """NaN fitness counts as +inf, so it can never win a comparison, and never solves a
-    problem, whatever the fitness function claims (e.g. NaN logits read as a new class)."""
-    fitness = jnp.asarray(fitness, jnp.float32)
-    nan = jnp.isnan(fitness)
-    return jnp.where(nan, jnp.inf, fitness), jnp.asarray(solved, bool) & ~nan
-
-
-def _best_index(fitness: Array, solved: Array) -> Array:
-    """Index of the best member: the lowest-fitness solved one if any, else the
-    lowest-fitness one; ties go to the lowest index. fitness [P], solved [P]."""
-    pool = jnp.where(jnp.any(solved), solved, True)
-    score = jnp.where(pool, fitness, jnp.inf)
-    return jnp.argmax(pool & (score == jnp.min(score)))
 
 
 def _generation_keys(key: Array, generation: Array) -> Array:
@@ -116,9 +101,9 @@ def init(config: DEConfig, params: DEParams, key: Array, lower: Array,
         population = jax.vmap(draw)(key, lower, upper)
     population = jnp.clip(jnp.asarray(population, jnp.float32),
                           lower[:, None, :], upper[:, None, :])
-    fitness, solved = _sanitize(*fitness_fn(
+    fitness, solved = sanitize(*fitness_fn(
         population, context, jnp.ones((num_problems,), bool)))
-    best = jax.vmap(_best_index)(fitness, solved)
+    best = jax.vmap(best_index)(fitness, solved)
     take = jnp.arange(num_problems)
     scheme = adaptation_lib.ADAPTATIONS[config.adaptation]
     adapt = jax.tree.map(
@@ -185,7 +170,7 @@ def _update_archive(key, archive, archive_size, parents, replaced):
 def _tell_one(config: DEConfig, params: DEParams, state: DEState, trials,
               trial_fitness, trial_solved, weight, rate) -> DEState:
     """Greedy one-to-one selection for one problem (state leaves unbatched)."""
-    trial_fitness, trial_solved = _sanitize(trial_fitness, trial_solved)
+    trial_fitness, trial_solved = sanitize(trial_fitness, trial_solved)
     # A solving trial is kept even if its fitness is worse, so the frozen
     # state of a done problem holds the solution.
     replaced = (trial_fitness <= state.fitness) | trial_solved
@@ -193,7 +178,7 @@ def _tell_one(config: DEConfig, params: DEParams, state: DEState, trials,
     fitness = jnp.where(replaced, trial_fitness, state.fitness)
     # Unreplaced members cannot be solved, or the problem would be done.
     solved = replaced & trial_solved
-    best = _best_index(fitness, solved)
+    best = best_index(fitness, solved)
 
     finite = jnp.isfinite(state.fitness) & jnp.isfinite(trial_fitness)
     gain = jnp.where(replaced & finite,

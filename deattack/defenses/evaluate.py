@@ -81,7 +81,9 @@ class DefenseEvalConfig:
         (AttackConfig.neighbour_radius; deattack.attack.confine), where a lone pixel
         passes the repair: the "aware" sweep, `attack` otherwise. Their adaptive success
         is the stronger of it and the plain end-to-end attack.
-      note: the conclusion, written after reading the numbers (printed in the report).
+
+    The conclusion, written after reading the numbers, is not a config field: it lives in
+    docs/results (a note file given to the report: `deattack defenses ... --note FILE`).
     """
 
     name: str = "defenses"
@@ -96,7 +98,6 @@ class DefenseEvalConfig:
     clean_images: int = 10000
     chunk_images: int = 16
     aware_attack: bool = True
-    note: str = ""
 
     def __post_init__(self):
         pairs = tuple(tuple(pair) for pair in self.pairs)
@@ -153,8 +154,9 @@ class DefenseEvalConfig:
 
 
 def _comparable(config_json: dict[str, Any]) -> dict[str, Any]:
-    """A saved config without its note, attack fields added since it was written at their
-    defaults (a folder written before a field existed ran with its default)."""
+    """A saved config without the note folders written before the conclusion moved to
+    docs/results held, attack fields added since it was written at their defaults (a
+    folder written before a field existed ran with its default)."""
     defaults = dataclasses.asdict(AttackConfig())
     out = {**_FIELDS_ADDED_LATER, **{k: v for k, v in config_json.items() if k != "note"}}
     for key in ("attack", "adaptive_attack"):
@@ -248,6 +250,73 @@ def transfer(config: DefenseEvalConfig, store_path: str | os.PathLike, victims: 
     return rows
 
 
+def _check_only(only: Sequence[str], sweeps: Mapping[str, SweepConfig]) -> None:
+    """Refuses an --only name that is not one of this evaluation's sweeps."""
+    unknown = sorted(set(only) - set(sweeps))
+    if unknown:
+        raise ValueError(f"--only {', '.join(unknown)}: this evaluation's sweeps are {', '.join(sweeps)}")
+
+
+def _reuse_stores(reuse: Sequence[str | os.PathLike], reuse_only: bool) -> list[Path]:
+    """The stores of the --reuse run folders (default.sqlite, adaptive.sqlite), checked."""
+    reuse_stores = []
+    for folder in map(Path, reuse):
+        stores = [path for path in (folder / "default.sqlite", folder / "adaptive.sqlite") if path.is_file()]
+        if not stores:
+            raise ValueError(f"--reuse {folder}: not a defense run folder (no default.sqlite or adaptive.sqlite)")
+        reuse_stores += stores
+    if reuse_only and not reuse_stores:
+        raise ValueError("--reuse-only copies from --reuse run folders: give at least one --reuse RUN_DIR")
+    return reuse_stores
+
+
+def _write_config(config: DefenseEvalConfig, out: Path) -> None:
+    """Writes out/config.json, refusing a folder that holds another evaluation's config."""
+    config_path = out / "config.json"
+    written = config.to_json()
+    if config_path.is_file():
+        saved = json.loads(config_path.read_text())
+        if _comparable(saved) != _comparable(written):
+            raise ValueError(f"{out} holds an evaluation with another config; pick a new --out "
+                             "or rerun with the same settings to resume")
+        if "note" in saved:  # a folder written when the conclusion was a config field keeps it
+            written["note"] = saved["note"]
+    config_path.write_text(json.dumps(written, indent=2, sort_keys=True) + "\n")
+
+
+def _dataset_split(datasets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None,
+                   name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of a split: from `datasets` when it has it, else loaded."""
+    if datasets is not None and name in datasets:
+        return tuple(np.asarray(a) for a in datasets[name])
+    return data.load_split(name)
+
+
+def _write_clean_accuracy(config: DefenseEvalConfig, clean_path: Path, victims: Mapping[str, Any],
+                          test_split: tuple[np.ndarray, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """clean_accuracy on the first config.clean_images test images, into clean.json (its
+    entries reused where still valid)."""
+    test_images, test_labels = test_split
+    count = min(config.clean_images, len(test_labels))
+    previous = json.loads(clean_path.read_text()) if clean_path.is_file() else None
+    clean = clean_accuracy(victims, test_images[:count], test_labels[:count], previous)
+    clean_path.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
+    return clean
+
+
+def _run_sweeps(sweeps: Mapping[str, SweepConfig], out: Path, victims: Mapping[str, Any], split: str,
+                datasets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None,
+                on_progress: Callable[[str, SweepProgress], None] | None, **options) -> dict[str, Any]:
+    """{kind: run_sweep summary}, each sweep into out/KIND.sqlite; `options` go to run_sweep."""
+    summaries = {}
+    for kind, sweep in sweeps.items():
+        callback = (lambda progress, kind=kind: on_progress(kind, progress)) if on_progress else None
+        summaries[kind] = run_sweep(sweep, out / f"{kind}.sqlite", victims=victims,
+                                    datasets={split: _dataset_split(datasets, split)},
+                                    on_progress=callback, **options)
+    return summaries
+
+
 def run_defenses(
     config: DefenseEvalConfig,
     out_dir: str | os.PathLike,
@@ -292,53 +361,17 @@ def run_defenses(
 
     shard = parse_shard(shard)  # a bad shard is refused before the folder is touched
     sweeps = config.sweeps()
-    unknown = sorted(set(only) - set(sweeps))
-    if unknown:
-        raise ValueError(f"--only {', '.join(unknown)}: this evaluation's sweeps are {', '.join(sweeps)}")
-    reuse_stores = []
-    for folder in map(Path, reuse):
-        stores = [path for path in (folder / "default.sqlite", folder / "adaptive.sqlite") if path.is_file()]
-        if not stores:
-            raise ValueError(f"--reuse {folder}: not a defense run folder (no default.sqlite or adaptive.sqlite)")
-        reuse_stores += stores
-    if reuse_only and not reuse_stores:
-        raise ValueError("--reuse-only copies from --reuse run folders: give at least one --reuse RUN_DIR")
+    _check_only(only, sweeps)
+    reuse_stores = _reuse_stores(reuse, reuse_only)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config_path = out / "config.json"
-    written = config.to_json()
-    if config_path.is_file():
-        saved = json.loads(config_path.read_text())
-        if _comparable(saved) != _comparable(written):
-            raise ValueError(f"{out} holds an evaluation with another config; pick a new --out "
-                             "or rerun with the same settings to resume")
-        if not written.get("note"):
-            written["note"] = saved.get("note", "")  # a resume without the note keeps the report's conclusion
-    config_path.write_text(json.dumps(written, indent=2, sort_keys=True) + "\n")
-
-    def split(name):
-        if datasets is not None and name in datasets:
-            return tuple(np.asarray(a) for a in datasets[name])
-        return data.load_split(name)
-
+    _write_config(config, out)
     loaded = resolve_victims(config.victims(), victims)
-    test_images, test_labels = split("test")
-    count = min(config.clean_images, len(test_labels))
-    clean_path = out / "clean.json"
-    previous = json.loads(clean_path.read_text()) if clean_path.is_file() else None
-    clean = clean_accuracy(loaded, test_images[:count], test_labels[:count], previous)
-    clean_path.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
-
-    summaries = {}
-    for kind, sweep in sweeps.items():
-        if only and kind not in only:
-            continue
-        callback = (lambda progress, kind=kind: on_progress(kind, progress)) if on_progress else None
-        summaries[kind] = run_sweep(sweep, out / f"{kind}.sqlite", victims=loaded,
-                                    datasets={config.images.split: split(config.images.split)},
-                                    on_progress=callback, command=command, shard=shard,
-                                    reuse=reuse_stores, reuse_only=reuse_only)
-    attacked_images = split(config.images.split)[0]
+    clean = _write_clean_accuracy(config, out / "clean.json", loaded, _dataset_split(datasets, "test"))
+    chosen = {kind: sweep for kind, sweep in sweeps.items() if not only or kind in only}
+    summaries = _run_sweeps(chosen, out, loaded, config.images.split, datasets, on_progress, command=command,
+                            shard=shard, reuse=reuse_stores, reuse_only=reuse_only)
+    attacked_images = _dataset_split(datasets, config.images.split)[0]
     transfer_rows = transfer(config, out / "default.sqlite", loaded, attacked_images)
     (out / "transfer.json").write_text(json.dumps(transfer_rows, indent=2, sort_keys=True) + "\n")
     return {"clean": clean, "sweeps": summaries, "transfer": transfer_rows}
@@ -370,6 +403,7 @@ def comparison_rows(run_dir: str | os.PathLike) -> tuple[DefenseEvalConfig, list
         raise FileNotFoundError(f"{run_dir} is not a defense run folder: it has no config.json "
                                 "(`deattack defenses CONFIG --out DIR` writes one)")
     saved = json.loads((run_dir / "config.json").read_text())
+    saved.pop("note", None)  # folders written when the conclusion was a config field
     config = DefenseEvalConfig(
         **{**saved, "images": ImageSet(**saved["images"]), "attack": AttackConfig(**saved["attack"]),
            "adaptive_attack": AttackConfig(**saved["adaptive_attack"])})

@@ -111,40 +111,22 @@ def _also_line(run_dir, config, main) -> str:
             f"{', '.join(map(str, config.pixels))}; {'; '.join(attacks)}")
 
 
-def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command: str = "",
-                 figures: bool = True, also: tuple[str | os.PathLike, ...] = ()) -> dict[str, Any]:
-    """Writes OUT (markdown), OUT's stem + "_success_vs_pixels.png" and + ".json" beside it.
+def _other_run(folder: str | os.PathLike) -> dict[str, Any]:
+    """An --also run folder: its config, comparison rows, clean accuracy and own verdicts."""
+    other, other_rows, other_clean = comparison_rows(folder)
+    return {"run_dir": str(folder), "config": other, "rows": other_rows, "clean": other_clean,
+            "verdicts": verdicts(other, other_rows, other_clean)}
 
-    `also`: further run folders (e.g. the wrappers, evaluated on another image set) whose
-    verdicts and success rows join the tables, each row marked with its image set; their
-    verdicts are their own folder's (never pooled across image sets). The conclusion is
-    RUN_DIR's note.
 
-    Returns:
-      {"rows": ..., "verdicts": ..., "clean": ..., "also": [...], "files": {...}} (also the JSON file).
-    """
-    config, rows, clean = comparison_rows(run_dir)
-    found = verdicts(config, rows, clean)
-    extra = []
-    for folder in also:
-        other, other_rows, other_clean = comparison_rows(folder)
-        extra.append({"run_dir": str(folder), "config": other, "rows": other_rows, "clean": other_clean,
-                      "verdicts": verdicts(other, other_rows, other_clean)})
-    if extra:  # several image sets in one table: every row says which
-        rows, found = ([{**item, "scale": _scale(config)} for item in items] for items in (rows, found))
-        for run in extra:
-            for key in ("rows", "verdicts"):
-                run[key] = [{**item, "scale": _scale(run["config"])} for item in run[key]]
-    all_rows = rows + [r for run in extra for r in run["rows"]]
-    all_verdicts = found + [v for run in extra for v in run["verdicts"]]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    files = {"markdown": str(out), "json": str(out.with_suffix(".json"))}
-    if figures:
-        files["figure"] = str(figure(all_rows, out.with_name(out.stem + "_success_vs_pixels.png")))
+def _with_scale(items: list[dict[str, Any]], config) -> list[dict[str, Any]]:
+    """Each item marked with the image set of the folder it comes from."""
+    return [{**item, "scale": _scale(config)} for item in items]
 
+
+def _header_lines(run_dir, command: str, config, clean: dict, extra: list[dict[str, Any]]) -> list[str]:
+    """The title and the bullet list that says what ran and how to read the tables."""
     attack, adaptive = config.attack, config.adaptive_attack
-    lines = [
+    return [
         f"# Defenses against few-pixel attacks: {config.name}", "",
         f"- run folder: `{Path(run_dir)}`; report command: `{command or '-'}`",
         f"- images: {_scale(config)}, "
@@ -165,11 +147,10 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command:
         f"at least {100 * HOLD_MARGIN:.0f}% of the time; the drop columns are over those cells.",
         "- success cells: rate (attacked problems); `*` = cell not finished.", "",
     ]
-    if config.note:
-        lines += ["## Conclusion", "", config.note, ""]
-    lines += ["## Verdict and accuracy cost", ""]
-    images_column = [("Images", lambda r: r["scale"])] if extra else []
-    lines.append(markdown_table(all_verdicts, [
+
+
+def _verdict_table(all_verdicts: list[dict[str, Any]], images_column: list) -> list[str]:
+    return ["## Verdict and accuracy cost", "", markdown_table(all_verdicts, [
         ("Defense", lambda v: f"`{v['defended']}`"), *images_column, ("Kind", lambda v: v["kind"]),
         ("Twin", lambda v: f"`{v['twin']}`"),
         ("Clean accuracy", lambda v: percent(v["clean_accuracy"])),
@@ -178,11 +159,15 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command:
         ("Min success drop, default", lambda v: _points(v["min_default_drop"])),
         ("Min success drop, adaptive", lambda v: _points(v["min_adaptive_drop"])),
         ("Verdict", lambda v: v["verdict"]),
-    ]))
-    lines.append("")
+    ]), ""]
+
+
+def _success_tables(all_rows: list[dict[str, Any]], images_column: list) -> list[str]:
+    """One table a mode (in the order the rows first show it): a row a (defense, pixels)."""
     by_mode = collections.defaultdict(list)
     for row in all_rows:
         by_mode[row["mode"]].append(row)
+    lines = []
     for mode, mode_rows in by_mode.items():
         lines += [f"## Attack success, {mode}", ""]
         lines.append(markdown_table(mode_rows, [
@@ -196,6 +181,43 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command:
              lambda r: f"{_queries(r['default_defended'])} / {_queries(r['adaptive_defended'])}"),
         ]))
         lines.append("")
+    return lines
+
+
+def write_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, command: str = "",
+                 figures: bool = True, also: tuple[str | os.PathLike, ...] = (), note: str = "") -> dict[str, Any]:
+    """Writes OUT (markdown), OUT's stem + "_success_vs_pixels.png" and + ".json" beside it.
+
+    `also`: further run folders (e.g. the wrappers, evaluated on another image set) whose
+    verdicts and success rows join the tables, each row marked with its image set; their
+    verdicts are their own folder's (never pooled across image sets). `note`: the
+    conclusion, written after reading the numbers (a file under docs/results); printed
+    under "Conclusion".
+
+    Returns:
+      {"rows": ..., "verdicts": ..., "clean": ..., "also": [...], "files": {...}} (also the JSON file).
+    """
+    config, rows, clean = comparison_rows(run_dir)
+    found = verdicts(config, rows, clean)
+    extra = [_other_run(folder) for folder in also]
+    if extra:  # several image sets in one table: every row says which
+        rows, found = _with_scale(rows, config), _with_scale(found, config)
+        for run in extra:
+            for key in ("rows", "verdicts"):
+                run[key] = _with_scale(run[key], run["config"])
+    all_rows = rows + [r for run in extra for r in run["rows"]]
+    all_verdicts = found + [v for run in extra for v in run["verdicts"]]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = {"markdown": str(out), "json": str(out.with_suffix(".json"))}
+    if figures:
+        files["figure"] = str(figure(all_rows, out.with_name(out.stem + "_success_vs_pixels.png")))
+
+    lines = _header_lines(run_dir, command, config, clean, extra)
+    if note.strip():
+        lines += ["## Conclusion", "", note.strip(), ""]
+    images_column = [("Images", lambda r: r["scale"])] if extra else []
+    lines += _verdict_table(all_verdicts, images_column) + _success_tables(all_rows, images_column)
     if figures:
         lines += ["## Figure", "", f"![success vs pixels]({Path(files['figure']).name})", ""]
     out.write_text("\n".join(lines))

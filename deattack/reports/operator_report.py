@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from deattack.attack.searches import max_queries, operator_name
 from deattack.reports import sweep_report as report
 from deattack.reports.figures import pyplot
 from deattack.reports.stats import mcnemar_exact, sign_flip_exact, wilson_interval
@@ -84,16 +85,6 @@ def anytime_success(queries_to_success: Sequence[int], attacked: int, budget: in
 # --- grouping -------------------------------------------------------------------------
 
 
-def operator_label(attack: Mapping[str, Any]) -> str:
-    return report.operator_name(attack)
-
-
-def _budget(attack: Mapping[str, Any]) -> int:
-    if attack.get("search", "de") == "exhaustive":
-        return 32 * 32 * 8
-    return attack["population_size"] * (attack["max_generations"] + 1)
-
-
 def collect(stores: Sequence[str | os.PathLike]) -> dict[tuple, dict[str, Any]]:
     """Reads stores into {(victim, pixels, mode, targets, operator): group}.
 
@@ -116,10 +107,10 @@ def collect(stores: Sequence[str | os.PathLike]) -> dict[tuple, dict[str, Any]]:
             seen_cells.add(cell["cell_id"])
             attack = cell["config"]["attack"]
             key = (cell["victim"], cell["n_pixels"], cell["mode"], cell["targets"] if cell["mode"] == "targeted"
-                   else "-", operator_label(attack))
+                   else "-", operator_name(attack))
             group = groups.setdefault(key, {"records": {}, "budget": 0, "complete": True, "left_out": [],
                                             "search": attack.get("search", "de")})
-            group["budget"] = max(group["budget"], _budget(attack))
+            group["budget"] = max(group["budget"], max_queries(attack))
             if cell["units_done"] < cell["units_total"]:
                 group["complete"] = False
                 total = cell["units_total"]
@@ -343,6 +334,70 @@ def figure_anytime(groups: Mapping[tuple, Mapping[str, Any]], tables: Mapping[tu
     return path
 
 
+def _incomplete_cells(groups: Mapping[tuple, Mapping[str, Any]]) -> list[str]:
+    """One line a cell not finished: its setting, operator and each seed's units."""
+    return sorted(_setting_title(k[:4]) + ": " + k[4] + ": " + ", ".join(
+        f"seed {seed} ({done} of {total} units; to run: {grid.format_units(units)})"
+        for seed, done, total, _store, units, _spec in sorted(g["left_out"]))
+        for k, g in groups.items() if not g["complete"])
+
+
+def _ranking_lines(ranked: Sequence[Mapping[str, Any]], baseline: str) -> list[str]:
+    """The ranking section: how operators are ranked across settings, then the table."""
+    lines = ["## Ranking", "",
+             f"Ranked by the mean paired gain over {baseline}: in each setting an operator ran, its success "
+             f"minus {baseline}'s on the problems (seed, image, target) both attacked, averaged over the "
+             "settings it ran with the baseline beside it. Operators ran in different settings (how many: "
+             "\"settings\"), so a rank averages different settings; the per-setting tables below are the "
+             "comparison.", "",
+             "| Rank | Operator | Mean paired gain over the baseline | Settings | Mean success | Mean anytime |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {i + 1} | {r['operator']} | {_points(r['mean_paired_gain'])} | {r['settings']} | "
+              f"{_percent(r['mean_success'])} | {_percent(r['mean_anytime'])} |" for i, r in enumerate(ranked)]
+    lines.append("")
+    return lines
+
+
+def _definition_lines(baseline: str) -> list[str]:
+    """What the tables' columns mean and how each number is computed."""
+    return ["## Definitions", "",
+            "- Success: re-verified misclassification (untargeted) or target class (targeted) of a correctly "
+            "classified test image; 95% CI: Wilson score interval over the problems (seeds pooled; a "
+            "cell not finished is left out, see 'Incomplete cells').",
+            "- Queries: DE and CMA-ES are charged their population (CMA-ES: lambda = P) at init and per "
+            "generation run (P (g + 1)); the exhaustive "
+            "scan is charged sequentially up to its first fooling candidate (deattack/attack/exhaustive.py). "
+            "The anytime curve at q is the fraction of problems solved within q queries (flat after an "
+            "operator's own budget, e.g. the scan's 8,192); 'Anytime mean' is its mean over q = 0 .. the "
+            "setting's largest budget, the same range for every operator of a setting.",
+            f"- Paired test: the same (seed, image, target) under the operator and {baseline}; b = only the "
+            "operator succeeds, c = only the baseline does; exact two-sided McNemar p = "
+            "min(1, 2 P(Bin(b + c, 1/2) <= min(b, c))). With several seeds an image appears once per seed, "
+            "so those pairs are not independent and p is approximate.",
+            f"- First / later: problems the operator solves in strictly fewer queries than {baseline} / "
+            "in strictly more (unsolved = never; ties left out); sign test p = the same exact binomial on "
+            "those two counts. Queries are counted per generation (P at a time), so DE variants tie often; "
+            "the scan's sequential count is not comparable one to one.",
+            "- Per-image p: the two tests above with the image, not the (seed, image) pair, as the "
+            "independent unit: each image's difference summed over its seeds (success: operator minus "
+            "baseline; first: first minus later), then the exact two-sided sign-flip test of those sums "
+            "(p = P(|sum of randomly signed sums| >= |observed sum|)). It equals the McNemar / sign test p "
+            "when every image is one problem (one seed, one target); with several seeds it is the one to "
+            "read.", ""]
+
+
+def _incomplete_lines(incomplete: Sequence[str], groups: Mapping[tuple, Mapping[str, Any]]) -> list[str]:
+    """The cells left out of the tables and the commands that finish them."""
+    lines = ["## Incomplete cells", "",
+             "Cells not finished, left out of the tables (a row marked \"(incomplete)\" is over its "
+             "finished seeds only), with the units each has run:", ""]
+    lines += [f"- {name}" for name in incomplete] + [""]
+    lines += ["Each store's missing units, run where it is (it resumes; CONFIG is the sweep config "
+              "the store was written with):", ""]
+    lines += [f"    {command}" for command in _finishing_commands(groups)] + [""]
+    return lines
+
+
 def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.PathLike, *, command: str = "",
                           figures: bool = True, baseline: str = BASELINE, note: str = "") -> dict[str, Any]:
     """Writes operators.md, operators.json and (unless figures=False) operators_anytime.png.
@@ -360,63 +415,21 @@ def build_operator_report(stores: Sequence[str | os.PathLike], out: str | os.Pat
     files = {}
     if figures and tables:
         files["anytime"] = str(figure_anytime(groups, tables, out / "operators_anytime.png", baseline))
-    incomplete = sorted(_setting_title(k[:4]) + ": " + k[4] + ": " + ", ".join(
-        f"seed {seed} ({done} of {total} units; to run: {grid.format_units(units)})"
-        for seed, done, total, _store, units, _spec in sorted(g["left_out"]))
-        for k, g in groups.items() if not g["complete"])
+    incomplete = _incomplete_cells(groups)
     lines = ["# DE operators for few-pixel attacks at equal queries", "",
              f"- stores: {', '.join(str(Path(s)) for s in stores)}", f"- report command: `{command or '-'}`",
              f"- settings: {len(tables)}, operator cells: {len(groups)}"
              + (f" ({len(incomplete)} incomplete)" if incomplete else ""), ""]
     if note.strip():
         lines += ["## Conclusion", "", note.strip(), ""]
-    lines += ["## Ranking", "",
-              f"Ranked by the mean paired gain over {baseline}: in each setting an operator ran, its success "
-              f"minus {baseline}'s on the problems (seed, image, target) both attacked, averaged over the "
-              "settings it ran with the baseline beside it. Operators ran in different settings (how many: "
-              "\"settings\"), so a rank averages different settings; the per-setting tables below are the "
-              "comparison.", "",
-              "| Rank | Operator | Mean paired gain over the baseline | Settings | Mean success | Mean anytime |",
-              "|---|---|---|---|---|---|"]
-    lines += [f"| {i + 1} | {r['operator']} | {_points(r['mean_paired_gain'])} | {r['settings']} | "
-              f"{_percent(r['mean_success'])} | {_percent(r['mean_anytime'])} |" for i, r in enumerate(ranked)]
-    lines.append("")
+    lines += _ranking_lines(ranked, baseline)
     for setting, rows in tables.items():
         lines += [f"## {_setting_title(setting)}", "", table_markdown(rows, baseline), ""]
     if files:
         lines += ["## Success vs queries", "", f"![success vs queries per operator]({Path(files['anytime']).name})", ""]
-    lines += ["## Definitions", "",
-              "- Success: re-verified misclassification (untargeted) or target class (targeted) of a correctly "
-              "classified test image; 95% CI: Wilson score interval over the problems (seeds pooled; a "
-              "cell not finished is left out, see 'Incomplete cells').",
-              "- Queries: DE and CMA-ES are charged their population (CMA-ES: lambda = P) at init and per "
-              "generation run (P (g + 1)); the exhaustive "
-              "scan is charged sequentially up to its first fooling candidate (deattack/attack/exhaustive.py). "
-              "The anytime curve at q is the fraction of problems solved within q queries (flat after an "
-              "operator's own budget, e.g. the scan's 8,192); 'Anytime mean' is its mean over q = 0 .. the "
-              "setting's largest budget, the same range for every operator of a setting.",
-              f"- Paired test: the same (seed, image, target) under the operator and {baseline}; b = only the "
-              "operator succeeds, c = only the baseline does; exact two-sided McNemar p = "
-              "min(1, 2 P(Bin(b + c, 1/2) <= min(b, c))). With several seeds an image appears once per seed, "
-              "so those pairs are not independent and p is approximate.",
-              f"- First / later: problems the operator solves in strictly fewer queries than {baseline} / "
-              "in strictly more (unsolved = never; ties left out); sign test p = the same exact binomial on "
-              "those two counts. Queries are counted per generation (P at a time), so DE variants tie often; "
-              "the scan's sequential count is not comparable one to one.",
-              "- Per-image p: the two tests above with the image, not the (seed, image) pair, as the "
-              "independent unit: each image's difference summed over its seeds (success: operator minus "
-              "baseline; first: first minus later), then the exact two-sided sign-flip test of those sums "
-              "(p = P(|sum of randomly signed sums| >= |observed sum|)). It equals the McNemar / sign test p "
-              "when every image is one problem (one seed, one target); with several seeds it is the one to "
-              "read.", ""]
+    lines += _definition_lines(baseline)
     if incomplete:
-        lines += ["## Incomplete cells", "",
-                  "Cells not finished, left out of the tables (a row marked \"(incomplete)\" is over its "
-                  "finished seeds only), with the units each has run:", ""]
-        lines += [f"- {name}" for name in incomplete] + [""]
-        lines += ["Each store's missing units, run where it is (it resumes; CONFIG is the sweep config "
-                  "the store was written with):", ""]
-        lines += [f"    {command}" for command in _finishing_commands(groups)] + [""]
+        lines += _incomplete_lines(incomplete, groups)
     (out / "operators.md").write_text("\n".join(lines))
     result = {"stores": [str(Path(s).resolve()) for s in stores], "command": command, "ranking": ranked,
               "tables": {_setting_title(s): rows for s, rows in tables.items()},

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from deattack import data
+from deattack.attack.searches import operator_name
 from deattack.reports.figures import adversarial_grid, pyplot
 from deattack.reports.format import latex_table, markdown_table, number, percent
 from deattack.sweep.store import Store
@@ -67,16 +68,6 @@ def load(store_path: str | os.PathLike) -> ReportData:
         cell.update(n_pixels=attack["pixels"], mode=attack["mode"], targets=attack["targets"],
                     seed=attack["seed"], operator=operator_name(attack), units_done=done[cell["cell_id"]])
     return ReportData(Path(store_path), config, cells, units, records, runs)
-
-
-def operator_name(attack: Mapping[str, Any]) -> str:
-    if attack.get("search", "de") == "exhaustive":  # the corner-scan baseline, no DE operators
-        return "exhaustive-corners"
-    if attack.get("search", "de") == "cma-es":  # the CMA-ES baseline (deattack/de/cma_es.py), no DE operators
-        return "cma-es"
-    name = f"{attack['mutation']}/{attack['crossover']}/{attack['adaptation']}"
-    init = attack.get("init", "paper")
-    return name if init == "paper" else f"{name}+init-{init}"
 
 
 # --- numbers --------------------------------------------------------------------------
@@ -355,6 +346,52 @@ def _split_images(split: str, datasets: Mapping[str, tuple[np.ndarray, np.ndarra
         return None
 
 
+def _figures(data: ReportData, stats: list[dict[str, Any]], out: Path, class_names: Sequence[str] | None,
+             datasets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None) -> tuple[dict[str, str], list[str]]:
+    """Draws the figures into `out`; returns ({name: path}, notes on figures left out)."""
+    files: dict[str, str] = {}
+    notes: list[str] = []
+    names = tuple(class_names) if class_names is not None else _class_names()
+    files["success_vs_pixels"] = str(figure_success_vs_pixels(stats, out / "success_vs_pixels.png"))
+    heatmap = figure_class_heatmaps(data, names, out / "class_heatmap.png")
+    if heatmap is not None:
+        files["class_heatmap"] = str(heatmap)
+    files["anytime"] = str(figure_anytime(data, out / "success_vs_queries.png"))
+    files["queries_histogram"] = str(figure_queries_histogram(data, out / "queries_to_success.png"))
+    successes = [r for r in data.records if r["success"]]
+    split = data.sweep_config.get("images", {}).get("split", "test")
+    images = _split_images(split, datasets) if successes else None
+    if images is not None:
+        by_index = {int(r["image_index"]): np.asarray(images[r["image_index"]]) for r in successes[:8]}
+        files["examples"] = str(adversarial_grid(successes, by_index, names, out / "examples.png"))
+    elif successes:
+        notes.append(f"no example grid: the {split!r} images could not be loaded")
+    return files, notes
+
+
+def _tables(data: ReportData, command: str, stats: list[dict[str, Any]],
+            keras: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """(markdown lines, LaTeX lines) of the header and the tables, the LaTeX document left
+    open for what follows."""
+    header = _header(data, command)
+    markdown = [*header["markdown"], ""]
+    latex = [r"\documentclass{article}", r"\usepackage{booktabs}", r"\begin{document}", *header["latex"]]
+    for mode in ("untargeted", "targeted"):
+        rows = [s for s in stats if s["mode"] == mode]
+        if not rows:
+            continue
+        title = f"Su et al. (TEVC 2019) style: {mode}"
+        columns = su2019_columns(rows, mode)
+        markdown += [f"## {title}", "", markdown_table(rows, columns), ""]
+        latex += [latex_table(rows, columns, title), ""]
+    if keras:
+        title = "one-pixel-attack-keras style"
+        columns = keras_columns(keras)
+        markdown += [f"## {title}", "", markdown_table(keras, columns), ""]
+        latex += [latex_table(keras, columns, title), ""]
+    return markdown, latex
+
+
 def build_report(store_path: str | os.PathLike, out: str | os.PathLike, *, command: str = "",
                  figures: bool = True, class_names: Sequence[str] | None = None,
                  datasets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, Any]:
@@ -375,41 +412,8 @@ def build_report(store_path: str | os.PathLike, out: str | os.PathLike, *, comma
     out.mkdir(parents=True, exist_ok=True)
     stats = su2019_table(data)
     keras = keras_table(data)
-    files: dict[str, str] = {}
-    notes: list[str] = []
-    if figures:
-        names = tuple(class_names) if class_names is not None else _class_names()
-        files["success_vs_pixels"] = str(figure_success_vs_pixels(stats, out / "success_vs_pixels.png"))
-        heatmap = figure_class_heatmaps(data, names, out / "class_heatmap.png")
-        if heatmap is not None:
-            files["class_heatmap"] = str(heatmap)
-        files["anytime"] = str(figure_anytime(data, out / "success_vs_queries.png"))
-        files["queries_histogram"] = str(figure_queries_histogram(data, out / "queries_to_success.png"))
-        successes = [r for r in data.records if r["success"]]
-        split = data.sweep_config.get("images", {}).get("split", "test")
-        images = _split_images(split, datasets) if successes else None
-        if images is not None:
-            by_index = {int(r["image_index"]): np.asarray(images[r["image_index"]]) for r in successes[:8]}
-            files["examples"] = str(adversarial_grid(successes, by_index, names, out / "examples.png"))
-        elif successes:
-            notes.append(f"no example grid: the {split!r} images could not be loaded")
-
-    header = _header(data, command)
-    markdown = [*header["markdown"], ""]
-    latex = [r"\documentclass{article}", r"\usepackage{booktabs}", r"\begin{document}", *header["latex"]]
-    for mode in ("untargeted", "targeted"):
-        rows = [s for s in stats if s["mode"] == mode]
-        if not rows:
-            continue
-        title = f"Su et al. (TEVC 2019) style: {mode}"
-        columns = su2019_columns(rows, mode)
-        markdown += [f"## {title}", "", markdown_table(rows, columns), ""]
-        latex += [latex_table(rows, columns, title), ""]
-    if keras:
-        title = "one-pixel-attack-keras style"
-        columns = keras_columns(keras)
-        markdown += [f"## {title}", "", markdown_table(keras, columns), ""]
-        latex += [latex_table(keras, columns, title), ""]
+    files, notes = _figures(data, stats, out, class_names, datasets) if figures else ({}, [])
+    markdown, latex = _tables(data, command, stats, keras)
     if files:
         markdown += ["## Figures", ""] + [f"![{name}]({Path(p).name})" for name, p in files.items()] + [""]
     if notes:

@@ -6,4 +6,5 @@ from deattack.sweep.grid import Cell, ImageSet, SweepConfig, Unit, expand, units
 from deattack.sweep.run import SweepProgress, plan, run_sweep
 from deattack.sweep.store import Store, StoreError
 
-__all__ = ["Cell", "ImageSet", "Store", "StoreError", "SweepConfig", "SweepProgress", "Unit", "expand", "plan", "run_sweep", "units_of"]
+__all__ = ["Cell", "ImageSet", "Store", "StoreError", "SweepConfig", "SweepProgress", "Unit", "expand", "plan",
+           "run_sweep", "units_of"]

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from deattack.attack.config import FIELDS_ADDED_LATER, AttackConfig
+from deattack.attack.config import FIELDS_ADDED_LATER, LAYOUT_FIELDS, AttackConfig
 from deattack.attack.targets import RANDOM_TARGET_RULE
 from deattack.data import SPLITS
 from deattack.sweep.store import canonical_json
@@ -27,11 +27,6 @@ GRID_KEYS: dict[str, str] = {
     "adaptations": "adaptation",
     "seeds": "seed",
 }
-
-
-# Fields of AttackConfig that do not change results (how problems are laid out on the device,
-# and "forward": incremental scoring differs from the full forward by float rounding only).
-LAYOUT_FIELDS = ("slots", "chunk_generations", "microbatch", "refill", "forward")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,15 +175,25 @@ class SweepConfig:
 
     def key(self) -> dict[str, Any]:
         """What must match for two stores to hold the same sweep: all but the name and
-        the attack's device layout (slots, chunking), which do not change results."""
+        the attack's LAYOUT_FIELDS (deattack.attack.config), which do not change results.
+
+        Stores compare keys without any LAYOUT_FIELDS (deattack.sweep.store); the key
+        written keeps `devices` (_LAYOUT_KEPT_IN_SWEEP_KEYS) so every store's key stays
+        byte for byte what it always was."""
         data = self.to_json()
         data.pop("name")
         if not data["variants"]:  # sweeps written before variants existed keep their key
             data.pop("variants")
-        data["attack"] = {k: v for k, v in data["attack"].items() if k not in LAYOUT_FIELDS
+        data["attack"] = {k: v for k, v in data["attack"].items()
+                          if (k not in LAYOUT_FIELDS or k in _LAYOUT_KEPT_IN_SWEEP_KEYS)
                           and not (k in FIELDS_ADDED_LATER and v == FIELDS_ADDED_LATER[k])}
         data["random_targets"] = RANDOM_TARGET_RULE
         return data
+
+
+# Sweep keys have always held the attack's `devices` (it was listed as layout after the
+# first stores were written): kept in the written key, ignored when keys are compared.
+_LAYOUT_KEPT_IN_SWEEP_KEYS = ("devices",)
 
 
 def _as_tuple(value: Any) -> tuple:
@@ -224,7 +229,7 @@ class Cell:
 
     def describe(self) -> str:
         a = self.attack
-        operator = f"{a.mutation}+{a.crossover}+{a.adaptation}" if a.search == "de" else a.search
+        operator = f"{a.mutation}+{a.crossover}+{a.adaptation}" if a.search_entry.de_operators else a.search
         start = "" if a.init == "paper" else f" init {a.init}"
         return f"{self.victim} {a.pixels}px {a.mode} {operator}{start} seed {a.seed}"
 

@@ -44,6 +44,23 @@ def merge(out: str | os.PathLike, inputs: Sequence[str | os.PathLike], command: 
     """
     out = Path(out)
     paths = [Path(p) for p in inputs]
+    config, key = _common_sweep(out, paths)
+    temporary = out.with_name(f".{out.name}.merging-{os.getpid()}")
+    _delete_sqlite_files(temporary, ("", "-wal", "-shm"))
+    try:
+        if out.exists():
+            _copy_store(out, temporary)
+        counts = _merge_into(temporary, config, key, paths, command or f"merge {out} {' '.join(map(str, paths))}")
+        os.replace(temporary, out)
+        _delete_sqlite_files(out, ("-wal", "-shm"))
+    finally:
+        _delete_sqlite_files(temporary, ("", "-wal", "-shm"))
+    return counts
+
+
+def _common_sweep(out: Path, paths: Sequence[Path]) -> tuple[Any, Any]:
+    """(sweep config, sweep key) the inputs (and `out`, when it exists) all hold; refuses
+    no inputs, an input that is the output, and stores of different sweeps."""
     if not paths:
         raise StoreError("merge needs at least one input store")
     resolved_out = out.resolve()
@@ -61,35 +78,38 @@ def merge(out: str | os.PathLike, inputs: Sequence[str | os.PathLike], command: 
                              f"{differing_keys(keys[0][1], key)}); refusing to merge")
         keys.append((path, key))
         configs.append(config)
+    return configs[0], keys[0][1]
 
-    temporary = out.with_name(f".{out.name}.merging-{os.getpid()}")
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{temporary}{suffix}").unlink(missing_ok=True)
-    try:
-        if out.exists():
-            with Store(out, create=False) as existing:  # a consistent copy, WAL included
-                target = sqlite3.connect(str(temporary))
-                existing.connection.backup(target)
-                target.close()
-        with Store(temporary) as store:
-            store.initialize(configs[0], keys[0][1])
-            for path in paths:
-                _merge_one(store, path)
-            with store.transaction() as connection:
-                _update_status(connection)
-                connection.execute(
-                    "INSERT INTO runs (kind, started, finished, shard, command, host, pid, log) "
-                    "VALUES ('merge', ?, ?, NULL, ?, ?, ?, NULL)",
-                    (time.time(), time.time(), command or f"merge {out} {' '.join(map(str, paths))}",
-                     socket.gethostname(), os.getpid()))
-            counts = {table: store.count(table) for table in ("cells", "units", "results")}
-            store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        os.replace(temporary, out)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{out}{suffix}").unlink(missing_ok=True)
-    finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{temporary}{suffix}").unlink(missing_ok=True)
+
+def _delete_sqlite_files(path: Path, suffixes: Sequence[str]) -> None:
+    """Deletes the SQLite files path + suffix that exist ("" the database, "-wal", "-shm")."""
+    for suffix in suffixes:
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _copy_store(source: Path, destination: Path) -> None:
+    """Copies the store at `source` into a new SQLite file at `destination`."""
+    with Store(source, create=False) as existing:  # a consistent copy, WAL included
+        target = sqlite3.connect(str(destination))
+        existing.connection.backup(target)
+        target.close()
+
+
+def _merge_into(path: Path, config: Any, key: Any, inputs: Sequence[Path], command: str) -> dict[str, int]:
+    """Merges every input into the store at `path` and records the merge as a run;
+    returns its counts of cells, units and result rows."""
+    with Store(path) as store:
+        store.initialize(config, key)
+        for source in inputs:
+            _merge_one(store, source)
+        with store.transaction() as connection:
+            _update_status(connection)
+            connection.execute(
+                "INSERT INTO runs (kind, started, finished, shard, command, host, pid, log) "
+                "VALUES ('merge', ?, ?, NULL, ?, ?, ?, NULL)",
+                (time.time(), time.time(), command, socket.gethostname(), os.getpid()))
+        counts = {table: store.count(table) for table in ("cells", "units", "results")}
+        store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return counts
 
 

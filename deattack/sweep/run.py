@@ -1,5 +1,5 @@
 """A sweep: a grid of attack settings x victims over one image set, run as resumable,
-shardable units into a SQLite results store (deattack.store).
+shardable units into a SQLite results store (deattack.sweep.store).
 
     config = SweepConfig(victims=("lenet",), pixels=(1, 3, 5), modes=("untargeted", "targeted"))
     cells = expand(config)         # victims x pixels x modes x mutations x crossovers x adaptations x seeds
@@ -11,7 +11,7 @@ they finish (the store's `partial_results`), so a run stopped inside a long unit
 it without attacking them again. The unit list depends on the
 config alone (not on the victims' predictions), so `--shard i/n` (unit u goes to shard
 u mod n) splits the same work the same way in every job, and the shards' stores merge
-into exactly the unsharded store (`deattack.store.merge`).
+into exactly the unsharded store (`deattack.sweep.merge.merge`).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def run_sweep(
       shard: (i, n) or "i/n": run units u with u mod n == i.
       units: run only these unit numbers ("48-50,24", or a sequence; see `plan`), within
         the shard; None runs all of the shard's.
-      victims: optional name -> deattack.victim.Victim, used instead of loading those names.
+      victims: optional name -> deattack.victims.Victim, used instead of loading those names.
       datasets: optional split -> (images, labels), used instead of deattack.data.load_split.
       on_progress: called with a SweepProgress after every unit (and once at the start).
       on_unit: called with (unit, rows written) after each unit is committed.
@@ -181,134 +181,13 @@ def run_sweep(
         changed since the store was written, an image range outside the split, a store
         or log folder that cannot be written or whose disk is full (io_checks.OutputError).
     """
-
-    shard = parse_shard(shard)
-    numbers = parse_units(units)
-    cells = expand(config)
-    all_units = units_of(config, cells)
-    units = select_units(all_units, shard, numbers)
-    scope = f"{shard[0]}/{shard[1]}" + ("" if numbers is None else f" units {format_units(numbers)}")
-    store_path = Path(store_path)
-    log_path = Path(log_path) if log_path else default_log_path(store_path)
-    check_output_file(store_path, "sweep store")  # before any victim or data loads
-    check_output_file(log_path, "sweep log")
-    reuse = [Path(path) for path in reuse]
-    if reuse_only and not reuse:
-        raise ValueError("--reuse-only copies from --reuse stores: give at least one --reuse STORE")
-    for path in reuse:
-        if not path.is_file():
-            raise ValueError(f"--reuse {path}: no such store")
-        if path.resolve() == store_path.resolve():
-            raise ValueError(f"--reuse {path} is the store itself")
-    loaded = _load_victims({u.cell.victim for u in units}, victims)
-    split_data = _load_split(config.images, datasets)
-    store = Store(store_path)
-    handler = _file_handler(log_path)
-    started = time.time()
+    planned = _plan_run(config, store_path, shard, units, log_path, command, reuse, reuse_only)
+    loaded = _load_victims({u.cell.victim for u in planned.units}, victims)
+    images, labels = _load_split(config.images, datasets)
+    store = Store(planned.store_path)
+    handler = _file_handler(planned.log_path)
     try:
-        store.initialize(config.to_json(), config.key())
-        log.info("sweep %s: shard %s, %d of %d units, store %s, command %r", config.name, scope,
-                 len(units), len(all_units), store_path, command)
-        log.info("config %s", canonical_json(config.to_json()))
-        done = store.done_units()
-        pending = [u for u in units if (u.cell.cell_id, u.chunk) not in done]
-        units_per_cell = -(-config.images.count // config.chunk_images)
-        for cell in {u.cell.position: u.cell for u in units}.values():
-            victim = loaded[cell.victim]
-            store.register_cell(cell.cell_id, cell.position, cell.victim, victim.name, victim_fingerprint(victim),
-                                _metadata_summary(victim), cell.config(), units_per_cell)
-        run_id = store.start_run("sweep", command, shard=scope, log=str(log_path))
-        reused = 0
-        for path in reuse:
-            count = _copy_units(path, store, pending)
-            if count:
-                log.info("reused %d units from %s", count, path)
-            reused += count
-        if reused:
-            done = store.done_units()
-            pending = [u for u in pending if (u.cell.cell_id, u.chunk) not in done]
-        store.drop_partial_of_done_units()
-        left_pending = len(pending) if reuse_only else 0
-        if reuse_only:
-            log.info("reuse only: %d units left pending", left_pending)
-            pending = []
-
-        progress = SweepProgress(cells_total=len({u.cell.cell_id for u in units}), units_total=len(units),
-                                 images_total=sum(u.size for u in units))
-        remaining_per_cell: dict[str, int] = {}
-        for unit in units:
-            remaining_per_cell[unit.cell.cell_id] = remaining_per_cell.get(unit.cell.cell_id, 0) + 1
-        for unit in units:
-            if (unit.cell.cell_id, unit.chunk) in done:
-                _count_done(progress, remaining_per_cell, unit)
-                progress.units_resumed += 1
-        if progress.units_resumed:
-            log.info("resuming: %d units already in the store", progress.units_resumed)
-        if on_progress is not None:
-            on_progress(progress)
-
-        images, labels = split_data
-        correct: dict[str, np.ndarray] = {}
-        rows_written = 0
-        for unit in pending:
-            unit_started = time.time()
-            _count_program((unit.cell.victim, unit.cell.attack.compile_key()))
-            victim = loaded[unit.cell.victim]
-            selected = np.arange(unit.start, unit.stop, dtype=np.int64)
-            if config.images.correct_only:
-                if unit.cell.victim not in correct:  # once per victim, over the whole image set
-                    correct[unit.cell.victim] = _correct_mask(victim, images, labels, config.images)
-                chosen = selected[correct[unit.cell.victim][selected - config.images.start]]
-            else:
-                chosen = selected
-            records: list[dict[str, Any]] = []
-            earlier, earlier_s = store.partial(unit.cell.cell_id, unit.chunk)
-            if len(chosen):
-                cell_attack = unit.cell.attack
-                targets = None
-                if cell_attack.mode == "targeted" and cell_attack.targets == "random":
-                    targets = random_targets(cell_attack.seed, chosen, labels[chosen], num_classes(victim))
-                if earlier:
-                    log.info("unit resumed: cell %s chunk %d: %d problems finished by a stopped run",
-                             unit.cell.cell_id, unit.chunk, len(earlier))
-
-                def save(batch, unit=unit, since=unit_started, before=earlier_s):
-                    store.save_partial(unit.cell.cell_id, unit.chunk, batch, before + time.time() - since)
-
-                result = attack(victim, images[chosen], labels[chosen], cell_attack, targets=targets,
-                                image_indices=chosen, on_finished=save, finished=earlier)
-                records = result.records
-            # The unit's attack time over every run that worked on it (a stopped run's until
-            # its last saved problem).
-            wall = earlier_s + time.time() - unit_started
-            written = store.commit_unit(unit.cell.cell_id, unit.chunk, len(selected), chosen.tolist(), records,
-                                        wall)
-            rows_written += written
-            successes = sum(bool(r["success"]) for r in records)
-            _count_done(progress, remaining_per_cell, unit)
-            progress.images_this_run += unit.size
-            progress.problems_this_run += len(records)
-            progress.successes_this_run += successes
-            progress.last_unit = f"{unit.cell.describe()} images {unit.start}-{unit.stop - 1}"
-            eta = progress.eta_s
-            log.info("unit done: cell %s (%s) chunk %d images [%d, %d): %d attacked, %d rows, %d successes, "
-                     "%.2f s; sweep: %d/%d units, %d/%d cells, %.2f images/s, ETA %s", unit.cell.cell_id,
-                     unit.cell.describe(), unit.chunk, unit.start, unit.stop, len(chosen), written, successes,
-                     wall, progress.units_done, progress.units_total, progress.cells_done, progress.cells_total,
-                     progress.images_per_s, "-" if eta is None else f"{eta:.0f} s")
-            if on_unit is not None:
-                on_unit(unit, written)
-            if on_progress is not None:
-                on_progress(progress)
-        store.finish_run(run_id)
-        summary = {"units_total": len(units), "units_run": len(pending),
-                   "units_resumed": progress.units_resumed - reused, "units_reused": reused,
-                   "units_pending": left_pending,
-                   "rows_written": rows_written, "rows_in_store": store.count("results"),
-                   "cells_done": progress.cells_done, "cells_total": progress.cells_total,
-                   "wall_s": round(time.time() - started, 3), "store": str(store_path), "log": str(log_path)}
-        log.info("finished: %s", json.dumps(summary))
-        return summary
+        return _run_planned(planned, store, loaded, images, labels, on_progress, on_unit)
     except BaseException as error:
         log.error("stopped: %s: %s", type(error).__name__, error)
         raise
@@ -316,6 +195,190 @@ def run_sweep(
         store.close()
         log.removeHandler(handler)
         handler.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What one `run_sweep` call runs, checked before any victim or data loads."""
+
+    config: SweepConfig
+    all_units: list[Unit]
+    units: list[Unit]  # this shard's (and --units')
+    scope: str  # "i/n" (+ " units ...") for the log and the runs table
+    store_path: Path
+    log_path: Path
+    command: str
+    reuse: list[Path]
+    reuse_only: bool
+
+
+def _plan_run(config: SweepConfig, store_path: str | os.PathLike, shard: tuple[int, int] | str,
+              units: str | Sequence[int] | None, log_path: str | os.PathLike | None, command: str,
+              reuse: Sequence[str | os.PathLike], reuse_only: bool) -> _Plan:
+    shard = parse_shard(shard)
+    numbers = parse_units(units)
+    all_units = units_of(config, expand(config))
+    store_path = Path(store_path)
+    log_path = Path(log_path) if log_path else default_log_path(store_path)
+    check_output_file(store_path, "sweep store")
+    check_output_file(log_path, "sweep log")
+    return _Plan(config=config, all_units=all_units, units=select_units(all_units, shard, numbers),
+                 scope=f"{shard[0]}/{shard[1]}" + ("" if numbers is None else f" units {format_units(numbers)}"),
+                 store_path=store_path, log_path=log_path, command=command,
+                 reuse=_reuse_paths(reuse, reuse_only, store_path), reuse_only=reuse_only)
+
+
+def _run_planned(plan: _Plan, store: Store, loaded: Mapping[str, Any], images: np.ndarray, labels: np.ndarray,
+                 on_progress: Callable[[SweepProgress], None] | None,
+                 on_unit: Callable[[Unit, int], None] | None) -> dict[str, Any]:
+    """Registers the plan's cells, copies reusable units, runs the pending ones; the summary."""
+    config, units = plan.config, plan.units
+    started = time.time()
+    store.initialize(config.to_json(), config.key())
+    log.info("sweep %s: shard %s, %d of %d units, store %s, command %r", config.name, plan.scope,
+             len(units), len(plan.all_units), plan.store_path, plan.command)
+    log.info("config %s", canonical_json(config.to_json()))
+    _register_cells(store, config, units, loaded)
+    run_id = store.start_run("sweep", plan.command, shard=plan.scope, log=str(plan.log_path))
+    pending, reused, done = _pending_units(store, units, plan.reuse)
+    left_pending = len(pending) if plan.reuse_only else 0
+    if plan.reuse_only:
+        log.info("reuse only: %d units left pending", left_pending)
+        pending = []
+    progress, remaining_per_cell = _resumed_progress(units, done)
+    if on_progress is not None:
+        on_progress(progress)
+    correct: dict[str, np.ndarray] = {}
+    rows_written = 0
+    for unit in pending:
+        written = _run_unit(store, config, unit, loaded[unit.cell.victim], images, labels, correct,
+                            progress, remaining_per_cell)
+        rows_written += written
+        if on_unit is not None:
+            on_unit(unit, written)
+        if on_progress is not None:
+            on_progress(progress)
+    store.finish_run(run_id)
+    summary = {"units_total": len(units), "units_run": len(pending),
+               "units_resumed": progress.units_resumed - reused, "units_reused": reused,
+               "units_pending": left_pending,
+               "rows_written": rows_written, "rows_in_store": store.count("results"),
+               "cells_done": progress.cells_done, "cells_total": progress.cells_total,
+               "wall_s": round(time.time() - started, 3), "store": str(plan.store_path), "log": str(plan.log_path)}
+    log.info("finished: %s", json.dumps(summary))
+    return summary
+
+
+def _reuse_paths(reuse: Sequence[str | os.PathLike], reuse_only: bool, store_path: Path) -> list[Path]:
+    paths = [Path(path) for path in reuse]
+    if reuse_only and not paths:
+        raise ValueError("--reuse-only copies from --reuse stores: give at least one --reuse STORE")
+    for path in paths:
+        if not path.is_file():
+            raise ValueError(f"--reuse {path}: no such store")
+        if path.resolve() == store_path.resolve():
+            raise ValueError(f"--reuse {path} is the store itself")
+    return paths
+
+
+def _register_cells(store: Store, config: SweepConfig, units: Sequence[Unit], loaded: Mapping[str, Any]) -> None:
+    """Registers the cells of `units` with their victims' names, weights and metadata."""
+    units_per_cell = -(-config.images.count // config.chunk_images)
+    for cell in {u.cell.position: u.cell for u in units}.values():
+        victim = loaded[cell.victim]
+        store.register_cell(cell.cell_id, cell.position, cell.victim, victim.name, victim_fingerprint(victim),
+                            _metadata_summary(victim), cell.config(), units_per_cell)
+
+
+def _pending_units(store: Store, units: Sequence[Unit],
+                   reuse: Sequence[Path]) -> tuple[list[Unit], int, set[tuple[str, int]]]:
+    """(units still to run, units copied from `reuse` stores, the store's done units)."""
+    done = store.done_units()
+    pending = [u for u in units if (u.cell.cell_id, u.chunk) not in done]
+    reused = 0
+    for path in reuse:
+        count = _copy_units(path, store, pending)
+        if count:
+            log.info("reused %d units from %s", count, path)
+        reused += count
+    if reused:
+        done = store.done_units()
+        pending = [u for u in pending if (u.cell.cell_id, u.chunk) not in done]
+    store.drop_partial_of_done_units()
+    return pending, reused, done
+
+
+def _resumed_progress(units: Sequence[Unit], done: set[tuple[str, int]]) -> tuple[SweepProgress, dict[str, int]]:
+    """The progress at the start (units already in the store counted as done) and each
+    cell's units left."""
+    progress = SweepProgress(cells_total=len({u.cell.cell_id for u in units}), units_total=len(units),
+                             images_total=sum(u.size for u in units))
+    remaining_per_cell: dict[str, int] = {}
+    for unit in units:
+        remaining_per_cell[unit.cell.cell_id] = remaining_per_cell.get(unit.cell.cell_id, 0) + 1
+    for unit in units:
+        if (unit.cell.cell_id, unit.chunk) in done:
+            _count_done(progress, remaining_per_cell, unit)
+            progress.units_resumed += 1
+    if progress.units_resumed:
+        log.info("resuming: %d units already in the store", progress.units_resumed)
+    return progress, remaining_per_cell
+
+
+def _run_unit(store: Store, config: SweepConfig, unit: Unit, victim, images: np.ndarray, labels: np.ndarray,
+              correct: dict[str, np.ndarray], progress: SweepProgress, remaining_per_cell: dict[str, int]) -> int:
+    """Attacks one unit's images (resuming a stopped run's finished problems), commits its
+    records in one transaction, updates the progress and logs it; returns rows written."""
+    unit_started = time.time()
+    _count_program((unit.cell.victim, unit.cell.attack.compile_key()))
+    selected = np.arange(unit.start, unit.stop, dtype=np.int64)
+    if config.images.correct_only:
+        if unit.cell.victim not in correct:  # once per victim, over the whole image set
+            correct[unit.cell.victim] = _correct_mask(victim, images, labels, config.images)
+        chosen = selected[correct[unit.cell.victim][selected - config.images.start]]
+    else:
+        chosen = selected
+    records: list[dict[str, Any]] = []
+    earlier, earlier_s = store.partial(unit.cell.cell_id, unit.chunk)
+    if len(chosen):
+        records = _attack_unit(store, unit, victim, images, labels, chosen, earlier, earlier_s, unit_started)
+    # The unit's attack time over every run that worked on it (a stopped run's until
+    # its last saved problem).
+    wall = earlier_s + time.time() - unit_started
+    written = store.commit_unit(unit.cell.cell_id, unit.chunk, len(selected), chosen.tolist(), records, wall)
+    successes = sum(bool(r["success"]) for r in records)
+    _count_done(progress, remaining_per_cell, unit)
+    progress.images_this_run += unit.size
+    progress.problems_this_run += len(records)
+    progress.successes_this_run += successes
+    progress.last_unit = f"{unit.cell.describe()} images {unit.start}-{unit.stop - 1}"
+    eta = progress.eta_s
+    log.info("unit done: cell %s (%s) chunk %d images [%d, %d): %d attacked, %d rows, %d successes, "
+             "%.2f s; sweep: %d/%d units, %d/%d cells, %.2f images/s, ETA %s", unit.cell.cell_id,
+             unit.cell.describe(), unit.chunk, unit.start, unit.stop, len(chosen), written, successes,
+             wall, progress.units_done, progress.units_total, progress.cells_done, progress.cells_total,
+             progress.images_per_s, "-" if eta is None else f"{eta:.0f} s")
+    return written
+
+
+def _attack_unit(store: Store, unit: Unit, victim, images: np.ndarray, labels: np.ndarray, chosen: np.ndarray,
+                 earlier: list[dict[str, Any]], earlier_s: float, unit_started: float) -> list[dict[str, Any]]:
+    """The unit's records: the chosen images attacked, each finished problem saved to the
+    store's partial results as it finishes, those a stopped run finished carried over."""
+    cell_attack = unit.cell.attack
+    targets = None
+    if cell_attack.mode == "targeted" and cell_attack.targets == "random":
+        targets = random_targets(cell_attack.seed, chosen, labels[chosen], num_classes(victim))
+    if earlier:
+        log.info("unit resumed: cell %s chunk %d: %d problems finished by a stopped run",
+                 unit.cell.cell_id, unit.chunk, len(earlier))
+
+    def save(batch):
+        store.save_partial(unit.cell.cell_id, unit.chunk, batch, earlier_s + time.time() - unit_started)
+
+    result = attack(victim, images[chosen], labels[chosen], cell_attack, targets=targets,
+                    image_indices=chosen, on_finished=save, finished=earlier)
+    return result.records
 
 
 def _copy_units(path: Path, store: Store, pending: Sequence[Unit]) -> int:

@@ -36,10 +36,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from deattack.attack.config import LAYOUT_FIELDS
+
 SCHEMA_VERSION = "1"
 
-# Result columns in record order (deattack.attack.runner.SlotRunner._finish and
-# deattack.attack.api._screen_nonfinite), with their SQL types.
+# A column for each field of deattack.attack.record.Record (which says what each means),
+# with its SQL type, in the table's column order (the schema's: never reorder).
 RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("image_index", "INTEGER NOT NULL"),
     ("target", "INTEGER NOT NULL"),
@@ -121,18 +123,15 @@ _CELL_COMPARED = ("position", "victim", "victim_sha256", "units_total")  # confi
 _RESULT_COMPARED = (*RECORD_FIELDS, "extra")
 
 
-
-# Attack fields that never change results but entered some stores' sweep keys before they
-# were known to be layout (deattack.sweep.LAYOUT_FIELDS leaves them out of new keys).
-_LAYOUT_IN_OLD_KEYS = ("forward",)
-
-
+# Stores written before "forward" and "devices" were known to be layout hold them in
+# their sweep keys: keys are compared without any LAYOUT_FIELDS, so those stores resume
+# and merge with new ones.
 def _comparable(key: dict[str, Any]) -> dict[str, Any]:
     """A sweep key without the attack fields that may differ between runs of one sweep."""
     attack = key.get("attack")
     if not isinstance(attack, dict):
         return key
-    return {**key, "attack": {k: v for k, v in attack.items() if k not in _LAYOUT_IN_OLD_KEYS}}
+    return {**key, "attack": {k: v for k, v in attack.items() if k not in LAYOUT_FIELDS}}
 
 class StoreError(ValueError):
     """A store that cannot be used as asked (another sweep, a conflict, not a store)."""
@@ -311,7 +310,7 @@ class Store:
                  len(rows), wall_s, time.time()))
             _update_status(connection, [cell_id])
             connection.execute("DELETE FROM partial_results WHERE cell_id = ? AND chunk = ?", (cell_id, chunk))
-        self.checkpoint()
+        self.checkpoint_wal()
         return len(rows)
 
     # --- problems of unfinished units ----------------------------------------------------
@@ -355,7 +354,7 @@ class Store:
                 "DELETE FROM partial_results WHERE EXISTS (SELECT 1 FROM units WHERE units.cell_id = "
                 "partial_results.cell_id AND units.chunk = partial_results.chunk)").rowcount
 
-    def checkpoint(self) -> None:
+    def checkpoint_wal(self) -> None:
         """Copies committed pages from the WAL into the main file (PASSIVE: never waits on
         other shards' readers or writers; what they block is copied at a later checkpoint)."""
         self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -26,9 +26,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from deattack.attack import engine
+from deattack.attack import slots
 from deattack.attack.config import AttackConfig
+from deattack.attack.fitness import make_fitness
 from deattack.attack.perturb import apply_pixels
+from deattack.attack.problems import ProblemArrays
+from deattack.overrides import parse_named_options
 
 AugmentFn = Callable[..., jax.Array]
 # (apply_fn(variables, images) -> logits, variables): the network in eval mode.
@@ -135,14 +138,14 @@ def de_attack(key: jax.Array, images: jax.Array, labels: jax.Array, model: Model
     count = max(1, min(n, round(fraction * n)))
     select_key, problem_key = jax.random.split(key)
     chosen = jax.random.choice(select_key, n, (count,), replace=False)
-    problems = engine.Problems(images=images[chosen], labels=labels[chosen].astype(jnp.int32),
+    problems = ProblemArrays(images=images[chosen], labels=labels[chosen].astype(jnp.int32),
                                targets=jnp.full((count,), -1, jnp.int32))
     keys = jax.random.split(problem_key, count)
     static = attack.compile_key()
-    fitness = engine.make_fitness(static, apply_fn)
+    fitness = make_fitness(static, apply_fn)
     params = attack.search_params()
-    state = engine.init_slots(static, fitness, params, keys, variables, problems)
-    state = engine.run_chunk(static, fitness, params, state, variables, problems, attack.max_generations)
+    state = slots.init_slots(static, fitness, params, keys, variables, problems)
+    state = slots.run_chunk(static, fitness, params, state, variables, problems, attack.max_generations)
     adversarial = jax.vmap(apply_pixels)(problems.images, fitness.project(problems.images, state.best_member))
     return images.at[chosen].set(jax.lax.stop_gradient(adversarial).astype(images.dtype))
 
@@ -229,20 +232,17 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     Raises:
       ValueError: unknown name or option, or an option without "=".
     """
-    name, _, rest = spec.strip().partition(":")
-    name = name.strip()
+    name, items = parse_named_options(spec)
     if name not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {name!r} in {spec!r}; known: {', '.join(sorted(AUGMENTATIONS))}")
     options: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
-        key, equals, value = item.partition("=")
-        if not equals:
+    for item, key, value in items:
+        if value is None:
             raise ValueError(f"augmentation {spec!r}: option {item!r} is not key=value")
-        key = key.strip()
         if key not in OPTIONS[name][0]:
             known = ", ".join(OPTIONS[name][0]) or "none"
             raise ValueError(f"augmentation {name!r} has no option {key!r}; its options: {known}")
-        options[key] = value.strip()
+        options[key] = value
     return name, options
 
 

@@ -176,6 +176,115 @@ def _append_line(path: Path, line: str) -> None:
         stream.write(("\n" if torn else "") + line + "\n")
 
 
+def _load_arrays(config: TrainConfig, data_dir: str | None,
+                 arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None):
+    """(train images, train labels, test images, test labels): `arrays` or the dataset,
+    cut to the config's train_limit / test_limit."""
+    if arrays is None:
+        train_images, train_labels = data.load_split("train", data_dir)
+        test_images, test_labels = data.load_split("test", data_dir)
+    else:
+        train_images, train_labels, test_images, test_labels = arrays
+    if config.train_limit:
+        train_images, train_labels = train_images[: config.train_limit], train_labels[: config.train_limit]
+    if config.test_limit:
+        test_images, test_labels = test_images[: config.test_limit], test_labels[: config.test_limit]
+    return train_images, train_labels, test_images, test_labels
+
+
+def _restore(config: TrainConfig, workdir: Path, state: TrainState) -> tuple[TrainState, float | None]:
+    """The state saved in `workdir` and its last train loss; (state, None) if none is saved."""
+    state_path = workdir / "state"
+    if not checkpoint.exists(state_path):
+        return state, None
+    saved_config = checkpoint.read_metadata(state_path).get("config")
+    if saved_config != _config_dict(config):
+        raise ValueError(
+            f"{workdir} holds a run with another config ({saved_config}); "
+            "rerun with the same settings to resume, or pick a new --workdir")
+    state, saved = checkpoint.restore(state_path, state)
+    return state, saved.get("train_loss")
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrainingRun:
+    """What stays fixed over one train() call: the config, the folders, the jitted
+    functions, the data and the callbacks."""
+
+    config: TrainConfig
+    workdir: Path
+    export_path: str | Path | None
+    steps_per_epoch: int
+    total_steps: int
+    train_step: Callable
+    logits_fn: Callable
+    train_images: jax.Array  # on device, indexed by each batch inside train_step
+    train_labels: jax.Array
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    started: float  # time.time() when training started, for the history's elapsed_s
+    on_step: Callable[[int, int, dict], None] | None
+    on_epoch: Callable[[dict], None] | None
+
+
+def _save_state(run: _TrainingRun, state: TrainState, loss: float) -> None:
+    """Saves the resumable state, with the config a resume must match."""
+    checkpoint.save(run.workdir / "state", state, {"config": _config_dict(run.config), "step": int(state.step),
+                                                    "train_loss": loss})
+
+
+def _train_epoch(run: _TrainingRun, state: TrainState, step: int) -> tuple[TrainState, int, float]:
+    """Trains from `step` to the end of its epoch, saving the state every
+    checkpoint_every_steps and at the end; returns (state, step, last train loss)."""
+    batches = epoch_batches(run.config, step // run.steps_per_epoch, len(run.train_images))
+    for position in range(step % run.steps_per_epoch, run.steps_per_epoch):
+        state, metrics = run.train_step(state, run.train_images, run.train_labels, batches[position])
+        step += 1
+        if run.on_step is not None:
+            run.on_step(step, run.total_steps, metrics)
+        if step % run.config.checkpoint_every_steps == 0:
+            _save_state(run, state, float(metrics["loss"]))
+    _save_state(run, state, float(metrics["loss"]))
+    return state, step, float(metrics["loss"])
+
+
+def _finish_epoch(run: _TrainingRun, state: TrainState, epoch: int, loss: float | None) -> dict[str, Any]:
+    """Eval, export, then the history line. The line is written last and marks the epoch
+    done: a run killed before it redoes this on resume (the export gets the same bytes),
+    a run killed after it does not, so every epoch is exported and recorded once."""
+    config = run.config
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    accuracy = evaluate(run.logits_fn, variables, run.test_images, run.test_labels, config.eval_batch_size)
+    metadata = {
+        "model": config.model, "params": count_params(state.params), "test_accuracy": accuracy,
+        "test_accuracy_first_1000": evaluate(run.logits_fn, variables, run.test_images[:1000],
+                                             run.test_labels[:1000], config.eval_batch_size),
+        "test_images": len(run.test_images), "epochs_done": epoch + 1, "epochs": config.epochs,
+        "seed": config.seed, "data": f"tfds {data.DATASET} (canonical order)",
+        "config": _config_dict(config), "augmentations": describe(config.augmentations),
+        "jax_version": jax.__version__, "device": jax.devices()[0].device_kind,
+    }
+    if run.export_path is not None:
+        checkpoint.save(run.export_path, variables, metadata)
+    record = {"epoch": epoch + 1, "step": int(state.step), "test_accuracy": accuracy,
+              "train_loss": loss, "elapsed_s": round(time.time() - run.started, 1)}
+    _append_line(run.workdir / "history.jsonl", json.dumps(record))
+    if run.on_epoch is not None:
+        run.on_epoch(record)
+    return metadata
+
+
+def _finished_metadata(run: _TrainingRun, state: TrainState) -> dict[str, Any]:
+    """The metadata of a run that had nothing left to train (what its export says)."""
+    config = run.config
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    accuracy = evaluate(run.logits_fn, variables, run.test_images, run.test_labels, config.eval_batch_size)
+    return {"model": config.model, "params": count_params(state.params),
+            "test_accuracy": accuracy, "test_images": len(run.test_images),
+            "epochs_done": config.epochs, "epochs": config.epochs, "seed": config.seed,
+            "config": _config_dict(config)}
+
+
 def train(
     config: TrainConfig,
     workdir: str | Path,
@@ -196,90 +305,29 @@ def train(
     workdir = check_output_dir(workdir, "training workdir (--workdir)")  # before data loads
     if export_path is not None:
         check_output_file(checkpoint.paths_for(export_path)[0], "exported checkpoint (--out)")
-    if arrays is None:
-        train_images, train_labels = data.load_split("train", data_dir)
-        test_images, test_labels = data.load_split("test", data_dir)
-    else:
-        train_images, train_labels, test_images, test_labels = arrays
-    if config.train_limit:
-        train_images, train_labels = train_images[: config.train_limit], train_labels[: config.train_limit]
-    if config.test_limit:
-        test_images, test_labels = test_images[: config.test_limit], test_labels[: config.test_limit]
+    train_images, train_labels, test_images, test_labels = _load_arrays(config, data_dir, arrays)
     steps_per_epoch = len(train_images) // config.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {len(train_images)} training images")
-    total_steps = config.epochs * steps_per_epoch
-
     model = get_model(config.model)
     optimizer = make_optimizer(config, steps_per_epoch)
-    state = init_state(config, model, optimizer)
-    state_path = workdir / "state"
-    saved_loss = None
-    if checkpoint.exists(state_path):
-        saved_config = checkpoint.read_metadata(state_path).get("config")
-        if saved_config != _config_dict(config):
-            raise ValueError(
-                f"{workdir} holds a run with another config ({saved_config}); "
-                "rerun with the same settings to resume, or pick a new --workdir")
-        state, saved = checkpoint.restore(state_path, state)
-        saved_loss = saved.get("train_loss")
-
-    train_step = make_train_step(config, model, optimizer)
-    logits_fn = make_logits_fn(model)
-    images_device = jnp.asarray(train_images)
-    labels_device = jnp.asarray(train_labels)
-    started = time.time()
-
-    def save_state(loss: float):
-        checkpoint.save(state_path, state, {"config": _config_dict(config), "step": int(state.step),
-                                            "train_loss": loss})
-
-    def finish_epoch(epoch: int, loss: float | None) -> dict[str, Any]:
-        """Eval, export, then the history line. The line is written last and marks the epoch
-        done: a run killed before it redoes this on resume (the export gets the same bytes),
-        a run killed after it does not, so every epoch is exported and recorded once."""
-        variables = {"params": state.params, "batch_stats": state.batch_stats}
-        accuracy = evaluate(logits_fn, variables, test_images, test_labels, config.eval_batch_size)
-        metadata = {
-            "model": config.model, "params": count_params(state.params), "test_accuracy": accuracy,
-            "test_accuracy_first_1000": evaluate(logits_fn, variables, test_images[:1000],
-                                                 test_labels[:1000], config.eval_batch_size),
-            "test_images": len(test_images), "epochs_done": epoch + 1, "epochs": config.epochs,
-            "seed": config.seed, "data": f"tfds {data.DATASET} (canonical order)",
-            "config": _config_dict(config), "augmentations": describe(config.augmentations),
-            "jax_version": jax.__version__, "device": jax.devices()[0].device_kind,
-        }
-        if export_path is not None:
-            checkpoint.save(export_path, variables, metadata)
-        record = {"epoch": epoch + 1, "step": int(state.step), "test_accuracy": accuracy,
-                  "train_loss": loss, "elapsed_s": round(time.time() - started, 1)}
-        _append_line(workdir / "history.jsonl", json.dumps(record))
-        if on_epoch is not None:
-            on_epoch(record)
-        return metadata
+    state, saved_loss = _restore(config, workdir, init_state(config, model, optimizer))
+    run = _TrainingRun(
+        config=config, workdir=workdir, export_path=export_path, steps_per_epoch=steps_per_epoch,
+        total_steps=config.epochs * steps_per_epoch, train_step=make_train_step(config, model, optimizer),
+        logits_fn=make_logits_fn(model), train_images=jnp.asarray(train_images),
+        train_labels=jnp.asarray(train_labels), test_images=test_images, test_labels=test_labels,
+        started=time.time(), on_step=on_step, on_epoch=on_epoch)
 
     step = int(state.step)
     metadata: dict[str, Any] = {}
     if step and step % steps_per_epoch == 0 and step // steps_per_epoch not in _recorded_epochs(workdir):
         # Killed between an epoch's last state save and its history line: finish that epoch.
-        metadata = finish_epoch(step // steps_per_epoch - 1, saved_loss)
-    while step < total_steps:
+        metadata = _finish_epoch(run, state, step // steps_per_epoch - 1, saved_loss)
+    while step < run.total_steps:
         epoch = step // steps_per_epoch
-        batches = epoch_batches(config, epoch, len(train_images))
-        for position in range(step % steps_per_epoch, steps_per_epoch):
-            state, metrics = train_step(state, images_device, labels_device, batches[position])
-            step += 1
-            if on_step is not None:
-                on_step(step, total_steps, metrics)
-            if step % config.checkpoint_every_steps == 0:
-                save_state(float(metrics["loss"]))
-        save_state(float(metrics["loss"]))
-        metadata = finish_epoch(epoch, float(metrics["loss"]))
+        state, step, loss = _train_epoch(run, state, step)
+        metadata = _finish_epoch(run, state, epoch, loss)
     if not metadata:  # already finished: report what the exported checkpoint says
-        variables = {"params": state.params, "batch_stats": state.batch_stats}
-        accuracy = evaluate(logits_fn, variables, test_images, test_labels, config.eval_batch_size)
-        metadata = {"model": config.model, "params": count_params(state.params),
-                    "test_accuracy": accuracy, "test_images": len(test_images),
-                    "epochs_done": config.epochs, "epochs": config.epochs, "seed": config.seed,
-                    "config": _config_dict(config)}
+        metadata = _finished_metadata(run, state)
     return metadata

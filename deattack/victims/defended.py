@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from deattack.filters import median3, outlier_repair
+from deattack.overrides import parse_named_options
 from deattack.victims.victim import Victim
 
 # name -> (transform(images, **options), option name -> (default, parser)); one line a defense.
@@ -60,21 +61,18 @@ def parse_defense(spec: str) -> Defense:
     Raises:
       ValueError: unknown defense or option, or a bad value.
     """
-    name, _, rest = spec.strip().partition(":")
-    name = name.strip()
+    name, items = parse_named_options(spec)
     if name not in DEFENSES:
         raise ValueError(f"unknown defense {name!r}; known: {', '.join(sorted(DEFENSES))}")
     known = DEFENSES[name][1]
     given: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
-        key, equals, text = item.partition("=")
-        key = key.strip()
-        if not equals or key not in known:
+    for item, key, text in items:
+        if text is None or key not in known:
             raise ValueError(f"defense {name!r}: bad option {item!r}; its options: {', '.join(known) or 'none'}")
         try:
-            given[key] = known[key][1](text.strip())
+            given[key] = known[key][1](text)
         except ValueError:
-            raise ValueError(f"defense {name!r}: option {key}={text.strip()!r} is not valid") from None
+            raise ValueError(f"defense {name!r}: option {key}={text!r} is not valid") from None
     options = tuple((key, given.get(key, default)) for key, (default, _) in known.items())
     if name == "repair" and not 0.0 <= dict(options)["threshold"] <= 255.0:
         raise ValueError(f"defense 'repair': threshold must be in [0, 255], got {dict(options)['threshold']}")

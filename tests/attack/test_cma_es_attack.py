@@ -1,4 +1,4 @@
-"""The CMA-ES search (AttackConfig(search="cma-es"), deattack.de.cma_es) through the attack's
+"""The CMA-ES search (AttackConfig(search="cma-es"), deattack.es.cma_es) through the attack's
 slot runner: it finds the red-dot victim's weak pixel, charges exactly lambda per generation
 plus the initial one, and gives the same records whatever the slot layout (as
 test_invariance.py requires of DE)."""
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from deattack.attack import AttackConfig
-from deattack.reports import sweep_report as report
+from deattack.attack.searches import operator_name
 
 from .red_dot import TARGETS, TRUE_CLASS, WEAK_CLASS, WEAK_X, WEAK_Y, grey_images
 
@@ -95,7 +95,7 @@ def test_budget_and_labels():
     assert config.max_queries == 400 * 101  # DE's budget at the same population
     assert config.search_config().population_size == 400 and config.search_config().num_dims == 5
     assert config.search_config().bounds_per_dim == ("reflect", "reflect", "clip", "clip", "clip")
-    assert report.operator_name(dataclasses.asdict(config)) == "cma-es"
+    assert operator_name(dataclasses.asdict(config)) == "cma-es"
     assert "search" in config.search_key() and "search" not in AttackConfig().search_key()
 
 
@@ -107,4 +107,4 @@ def test_operator_study_runs_cma_es_at_the_papers_budget():
     assert sorted(c.attack.pixels for c in cells) == [1, 3]
     for cell in cells:
         assert cell.attack.max_queries == 400 * 101
-        assert report.operator_name(dataclasses.asdict(cell.attack)) == "cma-es"
+        assert operator_name(dataclasses.asdict(cell.attack)) == "cma-es"

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from deattack.attack import AttackConfig, confine, engine
+from deattack.attack import AttackConfig, confine
 from deattack.attack.encoding import decode
+from deattack.attack.fitness import make_fitness
 from deattack.attack.perturb import apply_pixels
+from deattack.attack.problems import ProblemArrays
 from deattack.filters import outlier_repair
 from deattack.victims.defended import wrap
 
@@ -99,11 +101,11 @@ def test_the_fitness_scores_a_candidate_as_its_projection():
 
     victim = make_victim()
     images = jnp.asarray(rng.integers(0, 256, (2, 32, 32, 3)), jnp.float32)
-    problems = engine.Problems(images=images, labels=jnp.full((2,), TRUE_CLASS, jnp.int32),
+    problems = ProblemArrays(images=images, labels=jnp.full((2,), TRUE_CLASS, jnp.int32),
                                targets=jnp.full((2,), -1, jnp.int32))
     candidates = jnp.asarray(_random_candidates(rng, 2 * 8, 2).reshape(2, 8, 10))
-    plain = engine.make_fitness(AttackConfig(pixels=2, population_size=8), victim.apply_fn)
-    confined = engine.make_fitness(AttackConfig(pixels=2, population_size=8, neighbour_radius=RADIUS),
+    plain = make_fitness(AttackConfig(pixels=2, population_size=8), victim.apply_fn)
+    confined = make_fitness(AttackConfig(pixels=2, population_size=8, neighbour_radius=RADIUS),
                                    victim.apply_fn)
     projected = jnp.stack([confined.project(jnp.broadcast_to(images[i], (8, 32, 32, 3)), candidates[i])
                            for i in range(2)])

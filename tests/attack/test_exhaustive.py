@@ -11,7 +11,7 @@ import pytest
 from deattack.attack import AttackConfig
 from deattack.attack.encoding import decode
 from deattack.attack.exhaustive import CHUNK, ExhaustiveRunner, corner_candidates, scan_order
-from deattack.attack.runner import build_problems
+from deattack.attack.problems import build_problems
 from deattack.victims.victim import predict
 
 from .red_dot import TRUE_CLASS, WEAK_CLASS, WEAK_X, WEAK_Y, grey_images

@@ -10,7 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from deattack.attack import AttackConfig, attack, runner
+from deattack.attack import AttackConfig, attack
+from deattack.attack import problems as problems_lib
 
 from .red_dot import (
     BASE_CONFIG,
@@ -106,7 +107,7 @@ def test_targeted_all_is_every_other_class(red_dot_victim):
 def test_targeted_all_problems_per_image():
     config = AttackConfig(mode="targeted", targets="all", population_size=16)
     labels = np.asarray([0, 3, 9])
-    problems = runner.build_problems(config, labels, np.asarray([5, 6, 7]), None, NUM_CLASSES)
+    problems = problems_lib.build_problems(config, labels, np.asarray([5, 6, 7]), None, NUM_CLASSES)
     assert len(problems) == 3 * (NUM_CLASSES - 1)
     for row, label in enumerate(labels):
         mine = [p for p in problems if p.row == row]
@@ -117,16 +118,16 @@ def test_targeted_all_problems_per_image():
 def test_targeted_random_picks_one_other_class_per_image():
     config = AttackConfig(mode="targeted", targets="random", population_size=16, seed=3)
     labels = np.arange(200) % NUM_CLASSES
-    problems = runner.build_problems(config, labels, np.arange(200), None, NUM_CLASSES)
+    problems = problems_lib.build_problems(config, labels, np.arange(200), None, NUM_CLASSES)
     assert len(problems) == 200
     targets = np.asarray([p.target for p in problems])
     assert np.all(targets != labels) and np.all((targets >= 0) & (targets < NUM_CLASSES))
     assert set(targets.tolist()) == set(range(NUM_CLASSES))  # every class gets used
-    again = runner.build_problems(config, labels, np.arange(200), None, NUM_CLASSES)
+    again = problems_lib.build_problems(config, labels, np.arange(200), None, NUM_CLASSES)
     assert [p.target for p in again] == targets.tolist()
 
 
 def test_problem_keys_depend_on_image_index_and_target_only():
-    keys = runner.problem_keys(0, [4, 4, 5, 4], [-1, 7, -1, -1])
+    keys = problems_lib.problem_keys(0, [4, 4, 5, 4], [-1, 7, -1, -1])
     data = [tuple(np.asarray(jax.random.key_data(k)).tolist()) for k in keys]
     assert data[0] == data[3] and len({data[0], data[1], data[2]}) == 3

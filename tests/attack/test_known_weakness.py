@@ -6,7 +6,7 @@ The runs are session fixtures (conftest.py), shared with test_reverification.py.
 import numpy as np
 import pytest
 
-from deattack.attack import runner
+from tests.support import numpy_write_pixels
 
 from .red_dot import (
     BASE_CONFIG,
@@ -74,7 +74,7 @@ def test_one_pixel_attack_finds_the_weak_pixel(request, run_name, config):
         assert record["queries"] == config.population_size * (record["generations"] + 1)
         assert record["queries"] <= config.max_queries == 50 * 41
         # best_fitness is the fitness of the reported pixel: p(3) untargeted, 1 - p(7) targeted
-        perturbed = runner.numpy_apply_pixels(grey_images(1)[0], np.asarray(record["pixels"], np.float64))
+        perturbed = numpy_write_pixels(grey_images(1)[0], record["pixels"]).astype(np.float32)
         logits = numpy_red_dot_logits(perturbed[None])[0]
         probabilities = np.exp(logits) / np.sum(np.exp(logits))
         expected = probabilities[TRUE_CLASS] if config.mode == "untargeted" else 1 - probabilities[WEAK_CLASS]
@@ -98,7 +98,7 @@ def test_three_pixel_attack_finds_the_weak_pixel(three_pixel_run):
         at_spot = [p for p in record["pixels"] if (p[0], p[1]) == (WEAK_X, WEAK_Y)]
         assert at_spot
         _assert_weak_pixel(at_spot[-1])
-        perturbed = runner.numpy_apply_pixels(grey_images(1)[0], np.asarray(record["pixels"], np.float64))
+        perturbed = numpy_write_pixels(grey_images(1)[0], record["pixels"]).astype(np.float32)
         _assert_weak_pixel([WEAK_X, WEAK_Y, *perturbed[WEAK_Y, WEAK_X]])
         assert np.count_nonzero(np.any(perturbed != GREY, axis=-1)) <= 3
         assert record["queries"] == config.population_size * (record["generations"] + 1)

@@ -65,3 +65,49 @@ def test_an_operator_asked_for_replaces_the_default_whole():
     assert (config.mutation, config.init) == ("rand/1", "corners")
     # a parameter of the default operator is not another operator
     assert _config("--set", "differential_weight=0.7").mutation == "rand/1-snap-local"
+
+
+# --- one default: the library's attack() and `deattack attack` -------------------------
+
+def test_library_and_cli_share_one_default(monkeypatch):
+    """attack() without a config runs default_config(), the CLI's config for no flags;
+    preset="su2019" is the paper's in both."""
+    import numpy as np
+
+    from deattack.attack import api, default_config, paper_config
+    from tests.attack import red_dot
+
+    assert default_config() == _config()
+    assert default_config(preset="su2019") == _config("--preset", "su2019") == paper_config()
+    assert default_config(3, "targeted") == _config("--pixels", "3", "--mode", "targeted")
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def spy(config, *args, **kwargs):
+        seen.append(config)
+        raise Stop
+
+    monkeypatch.setattr(api, "SlotRunner", spy)
+    images, labels = red_dot.grey_images(1), np.full(1, red_dot.TRUE_CLASS)
+    for preset in (None, "su2019"):
+        try:
+            api.attack(red_dot.make_victim(), images, labels, preset=preset)
+        except Stop:
+            pass
+    assert seen == [_config(), _config("--preset", "su2019")]
+
+
+def test_a_preset_with_a_config_or_an_unknown_preset_is_refused():
+    import numpy as np
+    import pytest
+
+    from deattack.attack import api, default_config, paper_config
+    from tests.attack import red_dot
+
+    with pytest.raises(ValueError, match="config or a preset"):
+        api.attack(red_dot.make_victim(), red_dot.grey_images(1), np.full(1, red_dot.TRUE_CLASS),
+                   paper_config(), preset="su2019")
+    with pytest.raises(ValueError, match="preset='carlini' is unknown"):
+        default_config(preset="carlini")

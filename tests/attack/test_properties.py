@@ -24,6 +24,7 @@ from deattack.attack import AttackConfig, attack
 from deattack.attack.config import _NUMERIC_FIELDS
 from deattack.de import ADAPTATIONS, BOUNDS, CROSSOVERS, MUTATIONS
 from deattack.de.mutation import MIN_POPULATION_SIZE
+from tests.support import numpy_write_pixels
 
 from .red_dot import BASE_CONFIG, NUM_CLASSES, TRUE_CLASS, WEAK_CLASS, make_victim, numpy_red_dot_logits, red_dot_logits
 
@@ -104,14 +105,6 @@ def numpy_nan_edge_logits(images: np.ndarray) -> np.ndarray:
     return logits
 
 
-def numpy_write_pixels(image: np.ndarray, pixels) -> np.ndarray:
-    """The record's integer pixels [[x, y, r, g, b], ...] written into a copy (x = column)."""
-    out = np.array(image, np.float64)
-    for x, y, r, g, b in pixels:
-        out[y, x] = (r, g, b)
-    return out
-
-
 VICTIM = make_victim(nan_edge_logits, name="red-dot-nan-edge")
 CONFIG = BASE_CONFIG  # P = 50, 40 generations, 4 slots: one compilation for every example
 NUM_IMAGES = CONFIG.slots
@@ -143,7 +136,7 @@ def _check(images, results):
 
 
 @pytest.mark.allow_rank_promotion
-@hypothesis.settings(max_examples=4, deadline=None, derandomize=True,
+@hypothesis.settings(max_examples=12, deadline=None, derandomize=True,
                      suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
 @hypothesis.given(
     seed=st.integers(0, 2**32 - 1),

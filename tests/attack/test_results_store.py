@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from deattack.attack import ResultStore, attack, summarize
+from deattack.attack import ResultsFolder, attack, summarize
 from deattack.attack.results import CONFIG_FILE, RESULTS_FILE
 
 from .red_dot import BASE_CONFIG, NUM_WEAKNESS_IMAGES, TRUE_CLASS, grey_images
@@ -21,13 +21,13 @@ def _record(index, target=-1, success=True, queries=100, status=None, confidence
 
 
 def test_append_and_reopen_keeps_records(tmp_path):
-    store = ResultStore(tmp_path / "out", RUN_INFO)
+    store = ResultsFolder(tmp_path / "out", RUN_INFO)
     assert store.records == [] and store.completed() == set()
     store.append([_record(0), _record(1, success=False)])
     store.append([])
     store.append([_record(2, target=5)])
     assert json.loads((tmp_path / "out" / CONFIG_FILE).read_text()) == RUN_INFO
-    reopened = ResultStore(tmp_path / "out", RUN_INFO)
+    reopened = ResultsFolder(tmp_path / "out", RUN_INFO)
     assert reopened.records == [_record(0), _record(1, success=False), _record(2, target=5)]
     assert reopened.completed() == {(0, -1), (1, -1), (2, 5)}
     lines = (tmp_path / "out" / RESULTS_FILE).read_text().splitlines()
@@ -35,53 +35,53 @@ def test_append_and_reopen_keeps_records(tmp_path):
 
 
 def test_torn_last_line_is_dropped_and_file_repaired(tmp_path):
-    store = ResultStore(tmp_path, RUN_INFO)
+    store = ResultsFolder(tmp_path, RUN_INFO)
     store.append([_record(0), _record(1)])
     path = tmp_path / RESULTS_FILE
     good = path.read_bytes()
     path.write_bytes(good + json.dumps(_record(2)).encode()[:25])  # killed mid-write
-    reopened = ResultStore(tmp_path, RUN_INFO)
+    reopened = ResultsFolder(tmp_path, RUN_INFO)
     assert reopened.records == [_record(0), _record(1)]
     assert path.read_bytes() == good  # the torn bytes are gone
     reopened.append([_record(2)])
-    assert ResultStore(tmp_path, RUN_INFO).records == [_record(0), _record(1), _record(2)]
+    assert ResultsFolder(tmp_path, RUN_INFO).records == [_record(0), _record(1), _record(2)]
 
 
 def test_last_record_without_newline_survives_the_next_append(tmp_path):
-    store = ResultStore(tmp_path, RUN_INFO)
+    store = ResultsFolder(tmp_path, RUN_INFO)
     store.append([_record(0), _record(1)])
     path = tmp_path / RESULTS_FILE
     path.write_bytes(path.read_bytes().rstrip(b"\n"))
-    reopened = ResultStore(tmp_path, RUN_INFO)
+    reopened = ResultsFolder(tmp_path, RUN_INFO)
     assert reopened.records == [_record(0), _record(1)]
     reopened.append([_record(2)])
-    assert ResultStore(tmp_path, RUN_INFO).records == [_record(0), _record(1), _record(2)]
+    assert ResultsFolder(tmp_path, RUN_INFO).records == [_record(0), _record(1), _record(2)]
 
 
 def test_duplicate_problem_keeps_one_record(tmp_path):
-    store = ResultStore(tmp_path, RUN_INFO)
+    store = ResultsFolder(tmp_path, RUN_INFO)
     store.append([_record(0, queries=100)])
     store.append([_record(0, queries=300)])
-    assert ResultStore(tmp_path, RUN_INFO).records == [_record(0, queries=300)]
+    assert ResultsFolder(tmp_path, RUN_INFO).records == [_record(0, queries=300)]
 
 
 def test_reopening_with_another_config_raises(tmp_path):
-    ResultStore(tmp_path, RUN_INFO)
+    ResultsFolder(tmp_path, RUN_INFO)
     with pytest.raises(ValueError, match="another attack setting"):
-        ResultStore(tmp_path, {**RUN_INFO, "attack": {"pixels": 3, "seed": 0}})
+        ResultsFolder(tmp_path, {**RUN_INFO, "attack": {"pixels": 3, "seed": 0}})
 
 
 def test_corrupt_config_file_raises(tmp_path):
     (tmp_path / CONFIG_FILE).write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
-        ResultStore(tmp_path, RUN_INFO)
+        ResultsFolder(tmp_path, RUN_INFO)
 
 
 def test_unwritable_folder_raises(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     with pytest.raises(ValueError, match="not writable"):
-        ResultStore(blocker / "out", RUN_INFO)
+        ResultsFolder(blocker / "out", RUN_INFO)
 
 
 @pytest.mark.allow_rank_promotion

@@ -1,11 +1,12 @@
 """Every reported success re-verifies independently: the record's pixels written into the
-clean image with runner.numpy_apply_pixels, then the victim's own apply_fn and a NumPy
-transcription of it, must give the adversarial class."""
+clean image by the test's own transcription (tests/support.numpy_write_pixels, not the
+package's perturbation), then the victim's own apply_fn and a NumPy transcription of it,
+must give the adversarial class."""
 
 import numpy as np
 import pytest
 
-from deattack.attack import runner
+from tests.support import numpy_write_pixels
 
 from .red_dot import GREY, LAYOUTS, TRUE_CLASS, numpy_red_dot_logits
 
@@ -21,7 +22,7 @@ def assert_successes_reverify(victim, records, config):
     clean = np.full((32, 32, 3), GREY, np.uint8)
     for record in successes:
         assert record["true_label"] == TRUE_CLASS
-        perturbed = runner.numpy_apply_pixels(clean, np.asarray(record["pixels"], np.float64))
+        perturbed = numpy_write_pixels(clean, record["pixels"]).astype(np.float32)
         assert np.count_nonzero(np.any(perturbed != clean, axis=-1)) <= config.pixels
         logits = np.asarray(victim.apply_fn(victim.variables, perturbed[None]))[0]
         reference = numpy_red_dot_logits(perturbed[None])[0]

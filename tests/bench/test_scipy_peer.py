@@ -1,4 +1,4 @@
-"""The scipy peer of the benchmark (deattack.peers.scipy_de) on the red-dot victim, whose
+"""The scipy peer of the benchmark (deattack.bench.peers.scipy_de) on the red-dot victim, whose
 only one-pixel weakness is known: queries counted at the victim's forward, success
 against the weakness, the engine's budget and initial population."""
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from deattack.attack import paper_config
-from deattack.attack.engine import _POPULATION_TAG
+from deattack.attack.slots import POPULATION_TAG
 from deattack.bench.peers.result import AttackRun, speedup
 from deattack.bench.peers.scipy_de import initial_population, scipy_attack, scipy_settings
 from deattack.victims.victim import Victim
@@ -62,9 +62,9 @@ def test_unreachable_target_spends_exactly_the_budget():
 
 def test_initial_population_is_the_engines():
     from deattack.attack.encoding import paper_population
-    from deattack.attack.runner import problem_keys
+    from deattack.attack.problems import problem_keys
 
-    key = jax.random.fold_in(problem_keys(CONFIG.seed, [7], [-1])[0], _POPULATION_TAG)
+    key = jax.random.fold_in(problem_keys(CONFIG.seed, [7], [-1])[0], POPULATION_TAG)
     expected = np.asarray(paper_population(key, CONFIG.population_size, CONFIG.pixels))
     np.testing.assert_array_equal(initial_population(CONFIG, 7, -1), expected)
 

@@ -108,22 +108,30 @@ def test_stores_resume_and_the_report_has_every_row(evaluated, tmp_path):
     assert json.loads((tmp_path / "defenses.json").read_text())["verdicts"] == report["verdicts"]
 
 
-def test_a_resume_without_the_note_keeps_the_conclusion(evaluated, tmp_path):
+def test_the_conclusion_is_a_note_file_not_a_config_field(evaluated, tmp_path):
+    """The report prints a --note FILE's text as its conclusion; a run folder written when
+    the conclusion was a config field still resumes and reports (its note is kept in its
+    config.json, not printed)."""
     import shutil
 
+    from deattack.defenses.evaluate import DefenseEvalConfig
     from tests.defenses.conftest import numerics
 
-    folder = tmp_path / "noted"
+    assert "note" not in {f.name for f in dataclasses.fields(DefenseEvalConfig)}
+    write_report(evaluated["out"], tmp_path / "d.md", figures=False, note="Dead pixels hold.\n")
+    assert "## Conclusion\n\nDead pixels hold.\n" in (tmp_path / "d.md").read_text()
+    write_report(evaluated["out"], tmp_path / "plain.md", figures=False)
+    assert "## Conclusion" not in (tmp_path / "plain.md").read_text()
+    folder = tmp_path / "old"
     shutil.copytree(evaluated["out"], folder)
+    saved = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**saved, "note": "An old conclusion."}))
     with numerics():
-        run_defenses(dataclasses.replace(CONFIG, note="Dead pixels hold."), folder, **evaluated["inputs"])
-        run_defenses(CONFIG, folder, **evaluated["inputs"])  # e.g. --shard, no --set note
-    assert json.loads((folder / "config.json").read_text())["note"] == "Dead pixels hold."
-    write_report(folder, tmp_path / "d.md", figures=False)
-    assert "## Conclusion\n\nDead pixels hold." in (tmp_path / "d.md").read_text()
-    with numerics():
-        run_defenses(dataclasses.replace(CONFIG, note="Revised."), folder, **evaluated["inputs"])
-    assert json.loads((folder / "config.json").read_text())["note"] == "Revised."
+        run_defenses(CONFIG, folder, **evaluated["inputs"])  # resumes: same evaluation
+    assert json.loads((folder / "config.json").read_text())["note"] == "An old conclusion."
+    write_report(folder, tmp_path / "old.md", figures=False)
+    assert (tmp_path / "old.md").read_text() == (tmp_path / "plain.md").read_text().replace(
+        str(evaluated["out"]), str(folder))
 
 
 def test_another_config_in_the_same_folder_is_refused(evaluated):

@@ -1,7 +1,7 @@
-"""Shared fixtures of the sweep tests: strict numerics (as tests/attack, rank promotion
-allowed because the attack's population initialisers need it), the toy victim and
-images (toy.py), and one uninterrupted toy sweep that several tests compare against.
-"""
+"""The sweep tests run with strict numerics (as tests/attack, rank promotion allowed
+because the attack's population initialisers need it). The toy sweep's fixtures
+(toy_inputs, run_toy, reference_store) are in tests/conftest.py: the report and CLI
+tests share them."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import sqlite3
 
 import pytest
 
-from deattack.sweep.run import run_sweep
 from tests import support
-from tests.sweep import toy
 
 
 def numerics() -> contextlib.ExitStack:
@@ -23,31 +21,6 @@ def numerics() -> contextlib.ExitStack:
 def strict_numerics():
     with numerics():
         yield
-
-
-@pytest.fixture(scope="session")
-def toy_inputs() -> dict:
-    return toy.sweep_inputs()
-
-
-@pytest.fixture(scope="session")
-def run_toy(toy_inputs):
-    """run_sweep on the toy victim and images (session fixtures need the numerics here:
-    they are part of jit's cache key, so every run shares the compilations)."""
-
-    def run(config, store, **kwargs):
-        with numerics():
-            return run_sweep(config, store, **toy_inputs, **kwargs)
-
-    return run
-
-
-@pytest.fixture(scope="session")
-def reference_store(tmp_path_factory, run_toy):
-    """The toy sweep, uninterrupted and unsharded."""
-    path = tmp_path_factory.mktemp("reference") / "toy.sqlite"
-    run_toy(toy.CONFIG, path, command="reference")
-    return path
 
 
 def table_rows(path, table: str = "results") -> list[tuple]:

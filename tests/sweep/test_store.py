@@ -143,6 +143,47 @@ def test_store_of_another_sweep_is_refused(tmp_path, reference_store, run_toy):
     assert run_toy(toy.CONFIG, store)["units_run"] == 0
 
 
+def test_every_layout_field_is_left_out_of_every_key(tmp_path, reference_store, run_toy):
+    """ONE list of the fields that do not change results (attack.config.LAYOUT_FIELDS)
+    is what search_key and cell ids leave out and what stores ignore when they compare
+    sweep keys: a store resumes with any of them changed, devices included."""
+    from deattack.attack.config import LAYOUT_FIELDS
+    from deattack.sweep.store import _comparable
+    from deattack.sweep.grid import expand
+
+    assert set(LAYOUT_FIELDS) == {"slots", "chunk_generations", "microbatch", "refill", "devices", "forward"}
+    changed = {"slots": 3, "chunk_generations": 2, "microbatch": 16, "refill": False, "devices": 1,
+               "forward": "incremental"}
+    assert set(changed) == set(LAYOUT_FIELDS)
+    relaid = dataclasses.replace(toy.CONFIG, attack=dataclasses.replace(toy.CONFIG.attack, **changed))
+    # the written sweep key keeps `devices`, as it always did (stored keys never change)
+    assert set(relaid.key()["attack"]) & set(LAYOUT_FIELDS) == {"devices"}
+    assert not set(relaid.attack.search_key()) & set(LAYOUT_FIELDS)
+    assert _comparable(relaid.key()) == _comparable(toy.CONFIG.key())
+    assert [c.cell_id for c in expand(relaid)] == [c.cell_id for c in expand(toy.CONFIG)]
+    store = tmp_path / "s.sqlite"
+    shutil.copy(reference_store, store)
+    connection = sqlite3.connect(str(store))
+    (text,) = connection.execute("SELECT value FROM meta WHERE key = 'sweep_key'").fetchone()
+    saved = json.loads(text)
+    saved["attack"]["devices"] = 5  # another machine's device count in the stored key
+    connection.execute("UPDATE meta SET value = ? WHERE key = 'sweep_key'", (json.dumps(saved),))
+    connection.commit()
+    connection.close()
+    assert run_toy(relaid, store)["units_run"] == 0
+
+
+def test_store_columns_are_the_record_fields():
+    """The sweep store has one column per Record field (attack.record names them)."""
+    from deattack.attack.record import RECORD_FIELDS, Record
+    from deattack.sweep.store import RESULT_COLUMNS
+
+    assert sorted(name for name, _ in RESULT_COLUMNS) == sorted(RECORD_FIELDS)
+    record = Record.nonfinite(4, 3, -1)
+    assert list(record.to_dict()) == list(RECORD_FIELDS)
+    assert list(dataclasses.replace(record, extra={"n_fooling": 2}).to_dict())[-1] == "n_fooling"
+
+
 def test_changed_victim_is_refused(tmp_path, reference_store, toy_inputs):
     from deattack.sweep.run import run_sweep
 

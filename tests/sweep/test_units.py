@@ -89,7 +89,7 @@ def test_plan_shows_saved_problems_and_writes_nothing(tmp_path, run_toy):
     record = {"image_index": unit.start, "target": -1, "success": False}
     with Store(store) as opened:
         opened.save_partial(unit.cell.cell_id, unit.chunk, [record], 1.5)
-        opened.checkpoint()
+        opened.checkpoint_wal()
     before = _digest(store)
     listed = plan(toy.CONFIG, store)
     assert listed[2]["state"] == "partial" and listed[2]["problems_saved"] == 1

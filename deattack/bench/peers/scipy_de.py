@@ -2,7 +2,7 @@
 
 Everything but the evolution loop is deattack's own: the same initial population (the
 problem's PRNG key, as the engine draws it), the same pixel decoding and the same
-jitted, microbatched fitness (deattack.attack.engine.CandidateFitness on one slot).
+jitted, microbatched fitness (deattack.attack.fitness.CandidateFitness on one slot).
 So the gap to deattack is the loop itself: scipy's NumPy generation step and one
 host round trip per generation, against generations fused in `lax.while_loop`.
 
@@ -38,9 +38,10 @@ import numpy as np
 
 from deattack.attack import encoding
 from deattack.attack.config import AttackConfig
-from deattack.attack.engine import _POPULATION_TAG, Problems, make_fitness
+from deattack.attack.fitness import make_fitness
 from deattack.attack.perturb import apply_pixels
-from deattack.attack.runner import problem_keys
+from deattack.attack.problems import ProblemArrays, problem_keys
+from deattack.attack.slots import POPULATION_TAG
 from deattack.bench.peers.result import AttackRun
 from deattack.victims.victim import predict
 
@@ -96,7 +97,7 @@ def _evaluator(config: AttackConfig, victim, image_shape: tuple[int, ...]):
 
     @jax.jit
     def evaluate(genes, image, label, target):
-        problems = Problems(images=image[None], labels=label[None], targets=target[None])
+        problems = ProblemArrays(images=image[None], labels=label[None], targets=target[None])
         fitness, success = fitness_fn(genes[None], (victim.variables, problems), jnp.ones((1,), bool))
         return fitness[0], success[0]
 
@@ -111,7 +112,7 @@ def initial_population(config: AttackConfig, image_index: int, target: int) -> n
     """[P, D]: the initial population the engine draws for this problem."""
     key = problem_keys(config.seed, [image_index], [target])[0]
     initialise = encoding.INITIALISATIONS[config.init]
-    return np.asarray(initialise(jax.random.fold_in(key, _POPULATION_TAG), config.population_size,
+    return np.asarray(initialise(jax.random.fold_in(key, POPULATION_TAG), config.population_size,
                                  config.pixels), np.float64)
 
 

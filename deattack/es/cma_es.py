@@ -10,12 +10,12 @@ with the same fitness function (candidates [B, P, D], context, active [B]) ->
 `best_member`, `best_fitness`, `key`, `lower`, `upper` fields, so the attack's slot
 runner (continuous batching, exact query accounting) drives it unchanged.
 
-It lives beside DE in deattack.de, the optimiser package (it knows nothing of
-images), because it shares DE's conventions and pieces: the box and the per-dimension
-bound handling (bounds.py), NaN fitness ranked as +inf and never solving
-(engine._sanitize), the choice of the best member (engine._best_index), and the PRNG
-rule (generation g draws from fold_in(key, g), the initial generation from a fixed
-tag), so a problem's run does not depend on the batch it shares.
+It lives beside DE (deattack.es, image-agnostic like deattack.de) and shares DE's
+conventions and pieces: the box and the per-dimension bound handling (de/bounds.py),
+NaN fitness ranked as +inf and never solving (de/selection.sanitize), the choice of the
+best member (de/selection.best_index), and the PRNG rule (generation g draws from
+fold_in(key, g), the initial generation from a fixed tag), so a problem's run does not
+depend on the batch it shares.
 
 The search runs in the normalised box [0, 1]^D, mapped affinely onto each problem's
 [lower, upper]:
@@ -70,7 +70,8 @@ import numpy as np
 from flax import struct
 
 from deattack.de import bounds as bounds_lib
-from deattack.de.engine import FitnessFn, _best_index, _sanitize
+from deattack.de.engine import FitnessFn
+from deattack.de.selection import best_index, sanitize
 
 Array = jax.Array
 
@@ -383,9 +384,9 @@ def _sample_one(config: CMAESConfig, key: Array, tag: Array, distribution: Distr
 def _update_one(config: CMAESConfig, state: CMAESState, candidates: Array, fitness: Array, solved: Array,
                 samples: Array, update_index: Array) -> CMAESState:
     """Learns from one generation of one problem; charges it lambda queries."""
-    fitness, solved = _sanitize(fitness, solved)
+    fitness, solved = sanitize(fitness, solved)
     distribution = update_distribution(config.constants, state.distribution, samples, fitness, update_index)
-    best = _best_index(fitness, solved)
+    best = best_index(fitness, solved)
     # A solving candidate is kept even if an earlier unsolved one had lower fitness, so a
     # done problem's best_member is its solution.
     improved = solved[best] | (fitness[best] < state.best_fitness)

@@ -27,21 +27,22 @@ SPEC = "configs/operators.py"
 @pytest.mark.parametrize("variant, cells", [
     # 6 mutations x 3 crossovers + 3 adaptive + 2 pixel operators + 2 with corner init +
     # random search + CMA-ES = 27 at 1 and 3 px, plus the 1-pixel exhaustive scan.
-    ("screen", 27 * 2 + 1),
+    ("lenet-all-operators", 27 * 2 + 1),
     ("smoke", 27 * 2 + 1),
     # 6 operators: seeds 1, 2 at 1 and 3 px, seeds 0-2 at 5 px.
-    ("followup-lenet", 6 * (2 + 2 + 3)),
-    ("followup-lenet-targeted", 6 * 3),
-    ("followup-lenet-targeted-34", 6 * 3),
-    ("followup-resnet20", 6 * 3),
-    ("full", 2 * 3 * 2 * 6 * 3),  # lenet, resnet20 x 1/3/5 px x both modes x 6 operators x 3 seeds
-    ("followup-lenet-rest", 4 * (2 + 2 + 3)),  # the follow-up's 6 less rand/1 and the default
-    ("followup-lenet-targeted-rest", 4 * 3),
-    ("head-to-head-lenet", 3 * 3 * 3),  # 3 operators x 1/3/5 px x seeds 0-2
-    ("head-to-head-lenet-runner-up", 3 * 3),
-    ("head-to-head-lenet-targeted", 3 * 3 * 3),
-    ("head-to-head-resnet20", 2),
-    ("pilot", 8),  # rand/1, 3 pixel variants, SHADE, CMA-ES, random search, corner scan at 1 px
+    ("lenet-six-operators", 6 * (2 + 2 + 3)),
+    ("lenet-six-operators-targeted", 6 * 3),
+    ("lenet-six-operators-targeted-34-images", 6 * 3),
+    ("resnet20-six-operators", 6 * 3),
+    # lenet, resnet20 x 1/3/5 px x both modes x 6 operators x 3 seeds
+    ("lenet-resnet20-six-operators-700-images", 2 * 3 * 2 * 6 * 3),
+    ("lenet-six-operators-but-three", 4 * (2 + 2 + 3)),  # the follow-up's 6 less rand/1 and the default
+    ("lenet-six-operators-targeted-but-three", 4 * 3),
+    ("lenet-default-rand1-best1exp", 3 * 3 * 3),  # 3 operators x 1/3/5 px x seeds 0-2
+    ("lenet-best1exp", 3 * 3),
+    ("lenet-default-rand1-best1exp-targeted", 3 * 3 * 3),
+    ("resnet20-default-rand1", 2),
+    ("lenet-eight-searches-34-images", 8),  # rand/1, 3 pixel variants, SHADE, CMA-ES, random, corner scan at 1 px
 ])
 def test_operators_config_expands_to_the_planned_cells(variant, cells):
     config = config_files.load(f"{SPEC}:{variant}")
@@ -116,8 +117,8 @@ def test_the_rest_and_the_head_to_head_make_up_the_follow_up_exactly():
         return {c.cell_id for c in expand(config_files.load(f"{SPEC}:{variant}"))}
 
     for followup, rest, head_to_head in (
-            ("followup-lenet", "followup-lenet-rest", "head-to-head-lenet"),
-            ("followup-lenet-targeted", "followup-lenet-targeted-rest", "head-to-head-lenet-targeted")):
+            ("lenet-six-operators", "followup-lenet-rest", "head-to-head-lenet"),
+            ("lenet-six-operators-targeted", "followup-lenet-targeted-rest", "head-to-head-lenet-targeted")):
         assert not ids(rest) & ids(head_to_head)
         assert ids(rest) <= ids(followup) <= ids(rest) | ids(head_to_head)
 
@@ -414,3 +415,13 @@ def test_per_image_p_treats_an_image_and_not_its_seeds_as_the_unit():
     assert (row["only_variant"], row["only_baseline"], row["images_paired"]) == (6, 0, 2)
     assert row["mcnemar_p"] == pytest.approx(2 / 64) and row["sign_p"] == pytest.approx(2 / 64)
     assert row["image_success_p"] == pytest.approx(0.5) and row["image_first_p"] == pytest.approx(0.5)
+
+
+def test_the_studys_variant_names_still_give_the_same_sweeps():
+    """The stores under docs/results record the commands the study ran, with the names its
+    variants had then: each still gives the sweep its new name gives."""
+    from configs.operators import STUDY_NAMES, get_config
+
+    assert "screen" in STUDY_NAMES and "head-to-head-lenet" in STUDY_NAMES
+    for old, new in STUDY_NAMES.items():
+        assert config_files.load(f"{SPEC}:{old}") == config_files.load(f"{SPEC}:{new}") == get_config(new)

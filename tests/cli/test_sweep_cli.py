@@ -16,8 +16,18 @@ import pytest
 from deattack import checkpoint
 from deattack.cli.main import main
 from deattack.victims.loading import CHECKPOINT_DIR, load_victim
+from tests import support
 from tests.support import requires_cifar10
 from tests.sweep.conftest import table_rows
+
+
+@pytest.fixture(autouse=True)
+def strict_numerics():
+    """Strict numerics: dtype promotion raises; rank promotion is allowed (the attack's
+    population initialisers need it)."""
+    with support.strict_numerics("allow"):
+        yield
+
 
 pytestmark = requires_cifar10
 

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 from deattack import checkpoint
-from deattack.attack.results import RESULTS_FILE, ResultStore
+from deattack.attack.results import RESULTS_FILE, ResultsFolder
 from deattack.models import get_model
 from deattack.sweep.store import Store, StoreError
 from deattack.victims.loading import load_victim
 
-PACKAGE = Path(__file__).resolve().parents[2] / "deattack"
+PACKAGE = Path(__file__).resolve().parents[1] / "deattack"
 
 
 class _Payload:
@@ -99,10 +99,10 @@ def test_sqlite_store_with_a_pickle_payload_is_refused(tmp_path):
 def test_jsonl_line_with_a_pickle_payload_is_dropped_not_loaded(tmp_path):
     payload, marker = _pickled(tmp_path)
     record = {"image_index": 0, "target": -1, "success": True, "queries": 5}
-    ResultStore(tmp_path, {"attack": {}}).append([record])
+    ResultsFolder(tmp_path, {"attack": {}}).append([record])
     with open(tmp_path / RESULTS_FILE, "ab") as stream:
         stream.write(payload + b"\n")
-    reopened = ResultStore(tmp_path, {"attack": {}})
+    reopened = ResultsFolder(tmp_path, {"attack": {}})
     assert reopened.records == [record]  # the torn/foreign tail is truncated, recomputed on resume
     assert (tmp_path / RESULTS_FILE).read_bytes() == (json.dumps(record, sort_keys=True) + "\n").encode()
     assert not marker.exists()

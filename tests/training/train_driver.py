@@ -1,7 +1,7 @@
 """Subprocess body of test_kill_training.py: a tiny resumable training run (lenet on
 synthetic images) that stops dead at a chosen point, where the test kills it with -9.
 
-  python tests/foundation/train_driver.py WORKDIR EXPORT [EVENT[@N]]
+  python tests/training/train_driver.py WORKDIR EXPORT [EVENT[@N]]
 
 Events, in the order a run meets them: "step S" after train step S; "written NAME
 (step S)" when a checkpoint file's temporary copy is complete, before the rename that

@@ -1,4 +1,4 @@
-"""CMA-ES (deattack.de.cma_es): one generation against a NumPy transcription of Hansen's
+"""CMA-ES (deattack.es.cma_es): one generation against a NumPy transcription of Hansen's
 tutorial, convergence in a box, NaN handling, exact queries, batch invariance."""
 
 import jax
@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deattack.de import cma_es
+from deattack.es import cma_es
 
 D = 4
 LAMBDA = 10

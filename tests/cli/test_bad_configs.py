@@ -34,6 +34,7 @@ ATTACK = ["attack", "--model", "lenet", "--images", "2"]
     (["--config", "configs/su2019.py:nine"], "unknown su2019 variant 'nine'; use e.g. 1px"),
     (["--config", "configs/su2019.py:3px-sideways"], "mode='sideways' is unknown; known: targeted, untargeted"),
     (["--config", "configs/no-such-file.py"], "config file configs/no-such-file.py does not exist"),
+    (["--config", "configs/sweep_smoke.py"], "configs/sweep_smoke.py returns a SweepConfig, not an AttackConfig"),
 ], ids=lambda value: " ".join(value) if isinstance(value, list) else None)
 def test_bad_attack_setting_exits_2_before_work(monkeypatch, capsys, arguments, message):
     forbid_work(monkeypatch, "on a bad setting")
@@ -72,3 +73,19 @@ def test_sweep_config_file_with_an_unknown_key(tmp_path, monkeypatch, capsys, bo
     error = capsys.readouterr().err
     assert f"config file {config}" in error and f"unexpected keyword argument '{key}'" in error, error
     assert not store.exists()
+
+
+@pytest.mark.parametrize("command, config, kind", [
+    ("train", "configs/su2019.py:1px", "TrainConfig"),
+    ("sweep", "configs/train.py", "SweepConfig"),
+    ("defenses", "configs/sweep_smoke.py", "DefenseEvalConfig"),
+])
+def test_a_config_file_of_another_kind_exits_2_before_work(monkeypatch, capsys, tmp_path, command, config, kind):
+    """Every command that reads a config file checks what it returns, in one place
+    (deattack.config_files.load)."""
+    forbid_work(monkeypatch, "on a config of another kind")
+    argv = {"train": ["train", "--config", config, "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "o")],
+            "sweep": ["sweep", config, "--store", str(tmp_path / "s.sqlite")],
+            "defenses": ["defenses", config, "--out", str(tmp_path / "d")]}[command]
+    assert cli.main(argv) == 2
+    assert re.search(f"{config} returns an? \\w+, not an? {kind}", capsys.readouterr().err)

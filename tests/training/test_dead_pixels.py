@@ -10,6 +10,15 @@ import pytest
 
 from deattack.training import augment
 from deattack.training.train import TrainConfig
+from tests import support
+
+
+@pytest.fixture(autouse=True)
+def strict_numerics():
+    """Strict numerics: dtype promotion raises; rank promotion is allowed (the attack's
+    population initialisers need it)."""
+    with support.strict_numerics("allow"):
+        yield
 
 
 def _images(n=12, seed=0):

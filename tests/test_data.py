@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,22 @@ def test_select_by_range_list_and_class(cifar_test):
         data.select(labels, indices=[10000])
     with pytest.raises(ValueError, match="classes"):
         data.select(labels, classes=[10])
+
+
+def test_the_library_finds_the_data_as_the_cli_does(monkeypatch, tmp_path):
+    """One rule, in deattack.data: TFDS_DATA_DIR, else ../shared/tensorflow_datasets beside
+    the checkout when it exists, else tfds's ~/tensorflow_datasets."""
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    assert data.default_data_dir() == str(tmp_path)
+    monkeypatch.delenv("TFDS_DATA_DIR")
+    shared = tmp_path / "shared" / "tensorflow_datasets"
+    monkeypatch.setattr(data, "SHARED_DATA_DIR", shared)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data.default_data_dir() == str(tmp_path / "home" / "tensorflow_datasets")
+    shared.mkdir(parents=True)
+    assert data.default_data_dir() == str(shared)
+
+
+def test_the_shared_data_folder_is_beside_the_checkout():
+    checkout = Path(data.__file__).resolve().parents[1]
+    assert data.SHARED_DATA_DIR == checkout.parent / "shared" / "tensorflow_datasets"

@@ -12,7 +12,7 @@ import pytest
 
 from deattack import data
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pack_cifar.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pack_cifar.py"
 NAMES = np.asarray([f"class{i}" for i in range(10)])
 
 

@@ -13,7 +13,16 @@ from scipy import ndimage
 
 from deattack.filters import median3, outlier_repair
 from deattack.victims.defended import parse_defense, split_victim_spec, wrap
+from tests import support
 from tests.attack import red_dot
+
+
+@pytest.fixture(autouse=True)
+def strict_numerics():
+    """Strict numerics: dtype promotion raises; rank promotion is allowed (the attack's
+    population initialisers need it)."""
+    with support.strict_numerics("allow"):
+        yield
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8])

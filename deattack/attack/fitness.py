@@ -1,46 +1,24 @@
-"""The on-device half of the attack: every candidate of every slot in one jitted
-forward pass per generation, generations in `lax.while_loop` (via deattack.de.run,
-or deattack.de.cma_es.run for search="cma-es").
+"""The attack's fitness: pixel candidates [S, P, 5K] of S slots -> perturbed images ->
+the victim's forward pass in microbatches -> (fitness, solved) by the criterion.
 
-The attack knows the optimiser only through init / run / active; the optimiser
-knows the attack only as a fitness function on [S, P, D] candidates.
+Only active slots' candidates are forwarded (packed to the front), and the microbatch
+is a divisor of P on CPU so results are bit-identical across slot counts and devices.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from flax import struct
 
-from deattack import de
-from deattack.attack import confine, criteria, encoding, incremental
+from deattack.attack import confine, criteria, incremental
 from deattack.attack.config import AttackConfig
 from deattack.attack.perturb import apply_pixels
-from deattack.de import cma_es
+from deattack.attack.problems import ProblemArrays
 from deattack.filters import neighbour_median
-
-# fold_in tag of a problem's initial population; DE generations use 0, 1, 2, ...
-_POPULATION_TAG = 2**31 - 2
-
-
-@struct.dataclass
-class Problems:
-    """What each slot attacks; every leaf has leading axis S (slots).
-
-    images: float32 [S, H, W, C] in [0, 255]; labels: int32 [S]; targets: int32 [S]
-    (-1 when untargeted).
-    """
-
-    images: jax.Array
-    labels: jax.Array
-    targets: jax.Array
-
 
 # Work per CPU forward call that keeps the caches warm: 64 ResNet-20 images (~75 MFLOP
 # each by XLA's count). Measured on 2 cores: ResNet-20 peaks at batch 64, LeNet
@@ -104,7 +82,7 @@ class CandidateFitness:
             return genes
         return confine.confine_batch(images, genes, self.neighbour_radius)
 
-    def logits(self, candidates: jax.Array, variables: Any, problems: Problems,
+    def logits(self, candidates: jax.Array, variables: Any, problems: ProblemArrays,
                active: jax.Array) -> jax.Array:
         """Logits [S, P, C] of the candidates of active slots (zeros elsewhere).
 
@@ -157,7 +135,7 @@ class CandidateFitness:
         logits = jnp.zeros((total, num_classes), jnp.float32).at[order].set(packed[:total])
         return logits.reshape(slots, population, num_classes)
 
-    def __call__(self, candidates: jax.Array, context: tuple[Any, Problems], active: jax.Array):
+    def __call__(self, candidates: jax.Array, context: tuple[Any, ProblemArrays], active: jax.Array):
         variables, problems = context
         logits = self.logits(candidates, variables, problems, active)
         return criteria.evaluate(
@@ -185,87 +163,3 @@ def make_fitness(config: AttackConfig, apply_fn: Callable, variables: Any = None
     return CandidateFitness(apply_fn=apply_fn, mode=config.mode, fitness=config.fitness,
                             confidence=float(config.confidence), microbatch=microbatch, split=split,
                             neighbour_radius=float(config.neighbour_radius))
-
-
-# The optimiser's state and params: DE's, or CMA-ES's for search="cma-es".
-SearchState = de.DEState | cma_es.CMAESState
-SearchParams = de.DEParams | cma_es.CMAESParams
-
-
-def _optimiser(config: AttackConfig):
-    """The module (init / run / active) of the config's search: deattack.de or cma_es."""
-    return cma_es if config.search == "cma-es" else de
-
-
-@functools.partial(jax.jit, static_argnames=("config", "fitness"))
-def init_slots(config: AttackConfig, fitness: CandidateFitness, params: SearchParams,
-               keys: jax.Array, variables: Any, problems: Problems) -> SearchState:
-    """Initial optimiser state of S slots; keys [S] are the problems' own PRNG keys."""
-    num_slots = keys.shape[0]
-    height, width = problems.images.shape[1:3]
-    lower, upper = encoding.box(config.pixels, height, width)
-    lower = jnp.broadcast_to(lower, (num_slots, lower.shape[0]))
-    upper = jnp.broadcast_to(upper, (num_slots, upper.shape[0]))
-    if config.search == "cma-es":  # its first generation is its own Gaussian: no `init` population
-        return cma_es.init(config.search_config(), params, keys, lower, upper,
-                           fitness_fn=fitness, context=(variables, problems))
-    initialise = encoding.INITIALISATIONS[config.init]
-    population = jax.vmap(lambda key: initialise(
-        jax.random.fold_in(key, _POPULATION_TAG), config.population_size, config.pixels, height, width))(keys)
-    return de.init(config.de_config(), params, keys, lower, upper,
-                   population, fitness_fn=fitness, context=(variables, problems))
-
-
-SLOT_AXIS = "slots"
-
-
-@functools.partial(jax.jit, static_argnames=("config", "fitness", "mesh"))
-def run_chunk(config: AttackConfig, fitness: CandidateFitness, params: SearchParams,
-              state: SearchState, variables: Any, problems: Problems, num_generations,
-              mesh: jax.sharding.Mesh | None = None) -> SearchState:
-    """Up to `num_generations` more generations of every active slot, on device.
-
-    With a mesh, the slot axis is split over its devices (`shard_map`): each device
-    evolves its own slots in its own `while_loop`, packs its own active candidates
-    and stops when its slots are done; nothing crosses devices inside the loop.
-    """
-    def evolve(state, problems, params, variables, num_generations):
-        return _optimiser(config).run(config.search_config(), params, state, fitness, (variables, problems),
-                                      num_generations)
-
-    if mesh is None or mesh.size == 1:
-        return evolve(state, problems, params, variables, num_generations)
-    slots = jax.sharding.PartitionSpec(SLOT_AXIS)
-    replicated = jax.sharding.PartitionSpec()
-    sharded = jax.shard_map(evolve, mesh=mesh, in_specs=(slots, slots, replicated, replicated, replicated),
-                            out_specs=slots, check_vma=False)
-    return sharded(state, problems, params, variables, num_generations)
-
-
-def slot_mesh(num_devices: int = 0) -> jax.sharding.Mesh | None:
-    """A 1-D mesh over the first `num_devices` local devices (0 = all); None for one."""
-    devices = jax.local_devices()
-    count = len(devices) if num_devices <= 0 else num_devices
-    if count > len(devices):
-        raise ValueError(f"devices={num_devices} but only {len(devices)} local devices exist")
-    if count == 1:
-        return None
-    return jax.sharding.Mesh(np.asarray(devices[:count]), (SLOT_AXIS,))
-
-
-@jax.jit
-def insert_slots(state: SearchState, problems: Problems, new_state: SearchState,
-                 new_problems: Problems, slot_indices: jax.Array) -> tuple[SearchState, Problems]:
-    """Writes new rows into the given slots; an index equal to S (padding) is dropped."""
-    def put(old, new):
-        return old.at[slot_indices].set(new, mode="drop")
-
-    return jax.tree.map(put, state, new_state), jax.tree.map(put, problems, new_problems)
-
-
-@functools.partial(jax.jit, static_argnames=("config",))
-def slot_status(config: AttackConfig, state: SearchState) -> dict[str, jax.Array]:
-    """The small per-slot facts the host needs between chunks."""
-    return {"active": _optimiser(config).active(config.search_config(), state), "done": state.done,
-            "queries": state.queries, "generation": state.generation,
-            "best_member": state.best_member, "best_fitness": state.best_fitness}

@@ -20,8 +20,8 @@ import numpy as np
 from deattack import checkpoint
 from deattack.models import get_model
 from deattack.training import train
-from tests.foundation.train_driver import CONFIG
 from tests.killing import run_and_kill
+from tests.training.train_driver import CONFIG
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("train_driver.py")
