@@ -1,19 +1,19 @@
 """Training recipes of defended victims: the undefended twin's recipe (configs/train.py,
-same architecture, epochs and schedule) plus a training-time defense. The export name
-is MODEL_TAG (deattack.training.augment.defense_tag), loadable by that name like any shipped victim.
+same architecture, epochs and schedule) plus a training-time defense. The run's name is
+MODEL_TAG (deattack.training.augment.defense_tag).
 
   deattack train --config configs/train_defenses.py:lenet_deadpixel     # ~40 min on 2 CPU cores
   deattack train --config configs/train_defenses.py:resnet20_deadpixel  # as resnet20: hours on CPU
   deattack train --config configs/train_defenses.py:lenet_advde         # ~3x lenet's step: ~2 h
   deattack train --config configs/train_defenses.py:resnet20_advde      # ~4x resnet20's step: GPU
 
-Each exports checkpoints/VARIANT (e.g. checkpoints/lenet_deadpixel) and resumes from
-runs/train/VARIANT.
+Each resumes from runs/train/VARIANT and exports runs/train/VARIANT/checkpoint; add
+`--out checkpoints/VARIANT` to make it loadable by that name (a checkpoint already there,
+such as a shipped victim, is replaced only with --overwrite).
 
-Variants: "resnet20_deadpixel", "lenet_deadpixel", "resnet20_advde", "lenet_advde". (No smoke
-variant: its default export name would be a real defended victim's; for a smoke run use
-`deattack train --model lenet --augment crop,flip,dead_pixels --epochs 1 --set train_limit=256
---workdir /tmp/dp --out /tmp/dp/lenet_deadpixel`.)
+Variants: "resnet20_deadpixel", "lenet_deadpixel", "resnet20_advde", "lenet_advde". (For a
+smoke run: `deattack train --model lenet --augment crop,flip,dead_pixels --epochs 1 --set
+train_limit=256 --workdir /tmp/dp`.)
 Dead pixels: 1-5 pixels an image (k drawn per batch), half the images, each pixel random,
 black, white or saturated ("mixed"). DE adversarial training: a quarter of each batch
 attacked with 1 pixel, population 20, 5 generations (at most 120 queries an image).

@@ -25,7 +25,7 @@ def _train(args) -> int:
 
     name = "_".join(filter(None, [config.model, defense_tag(config.augmentations)]))
     workdir = Path(args.workdir or f"runs/train/{name}")
-    export = args.out or f"checkpoints/{name}"
+    export = args.out or str(workdir / "checkpoint")  # never a shipped victim
     bar = tqdm(total=None, unit="step", mininterval=1.0 if sys.stderr.isatty() else 60.0,
                dynamic_ncols=True, file=sys.stderr)
 
@@ -41,7 +41,8 @@ def _train(args) -> int:
     def on_epoch(record):
         bar.write(json.dumps(record))
 
-    metadata = training.train(config, workdir, export, on_step=on_step, on_epoch=on_epoch)
+    metadata = training.train(config, workdir, export, on_step=on_step, on_epoch=on_epoch,
+                              overwrite=args.overwrite)
     bar.close()
     print(json.dumps({k: metadata[k] for k in ("model", "params", "test_accuracy", "epochs_done")}))
     return 0
@@ -71,7 +72,10 @@ def add_train_commands(commands) -> None:
                                          "or crop,flip,de_attack:fraction=0.25 (deattack.training.augment); "
                                          "'none' for none")
     train.add_argument("--workdir", help="resumable state (default runs/train/MODEL)")
-    train.add_argument("--out", help="exported checkpoint path (default checkpoints/MODEL)")
+    train.add_argument("--out", help="exported checkpoint path (default WORKDIR/checkpoint; checkpoints/NAME makes "
+                                     "it loadable as --model NAME)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a checkpoint already at --out that this run did not write")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any TrainConfig field, e.g. --set label_smoothing=0.1")
     train.set_defaults(run=_train)

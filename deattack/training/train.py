@@ -285,6 +285,18 @@ def _finished_metadata(run: _TrainingRun, state: TrainState) -> dict[str, Any]:
             "config": _config_dict(config)}
 
 
+def _check_export_is_ours(config: TrainConfig, workdir: Path, export_path: str | Path) -> None:
+    """Refuses to replace a checkpoint that this run (this workdir's state, this config)
+    did not export."""
+    if not checkpoint.exists(export_path):
+        return
+    resuming = checkpoint.exists(workdir / "state")
+    if resuming and checkpoint.read_metadata(export_path).get("config") == _config_dict(config):
+        return
+    raise ValueError(f"{export_path} already holds a checkpoint this run did not write (a shipped victim, or "
+                     "another run's): pick another --out, or pass --overwrite to replace it")
+
+
 def train(
     config: TrainConfig,
     workdir: str | Path,
@@ -294,17 +306,22 @@ def train(
     arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
     on_step: Callable[[int, int, dict], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Trains (or resumes) `config.model`; returns the final metadata.
 
     `workdir` holds the resumable state (`state.msgpack` + `state.json`) and
     `history.jsonl`; rerunning with the same workdir and config continues where a
     killed run stopped. `export_path` gets the eval-mode weights and metadata that
-    `deattack eval` / `attack` load.
+    `deattack eval` / `attack` load. A checkpoint already there is replaced only when it
+    is this run's own export (a resumed run re-exports each epoch) or with `overwrite`:
+    a shipped victim is never replaced by accident.
     """
     workdir = check_output_dir(workdir, "training workdir (--workdir)")  # before data loads
     if export_path is not None:
         check_output_file(checkpoint.paths_for(export_path)[0], "exported checkpoint (--out)")
+        if not overwrite:
+            _check_export_is_ours(config, workdir, export_path)
     train_images, train_labels, test_images, test_labels = _load_arrays(config, data_dir, arrays)
     steps_per_epoch = len(train_images) // config.batch_size
     if steps_per_epoch < 1:

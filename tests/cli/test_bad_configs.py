@@ -89,3 +89,23 @@ def test_a_config_file_of_another_kind_exits_2_before_work(monkeypatch, capsys, 
             "defenses": ["defenses", config, "--out", str(tmp_path / "d")]}[command]
     assert cli.main(argv) == 2
     assert re.search(f"{config} returns an? \\w+, not an? {kind}", capsys.readouterr().err)
+
+
+def test_train_never_overwrites_a_shipped_victim(monkeypatch, capsys, tmp_path):
+    """`deattack train --model lenet` exports into its workdir by default; naming a shipped
+    checkpoint as --out is refused before any data loads, the shipped files untouched."""
+    from deattack import checkpoint
+    from deattack.training import train as training
+    from deattack.victims.loading import CHECKPOINT_DIR
+
+    shipped = [path.read_bytes() for path in checkpoint.paths_for(CHECKPOINT_DIR / "lenet")]
+    forbid_work(monkeypatch, "when --out is a shipped victim")
+    argv = ["train", "--model", "lenet", "--epochs", "1", "--workdir", str(tmp_path / "w")]
+    assert cli.main([*argv, "--out", str(CHECKPOINT_DIR / "lenet")]) == 2
+    assert "already holds a checkpoint this run did not write" in capsys.readouterr().err
+    assert [path.read_bytes() for path in checkpoint.paths_for(CHECKPOINT_DIR / "lenet")] == shipped
+    calls = []
+    monkeypatch.setattr(training, "train", lambda config, workdir, export, **kw: calls.append(export) or
+                        {"model": "lenet", "params": 0, "test_accuracy": 0.0, "epochs_done": 1})
+    assert cli.main(argv) == 0
+    assert calls == [str(tmp_path / "w" / "checkpoint")]

@@ -92,3 +92,26 @@ def test_bad_train_config(field, value):
 def test_unknown_model_in_train_config():
     with pytest.raises(ValueError, match="unknown model"):
         train.TrainConfig(model="mobilenet")
+
+
+def test_an_export_never_replaces_a_checkpoint_this_run_did_not_write(tmp_path):
+    """A fresh run refuses an --out that holds a checkpoint (a shipped victim, another
+    run's) before any step, leaving it as it was; overwrite=True replaces it; a resumed run
+    re-exports its own checkpoint (the kill test above)."""
+    import shutil
+
+    from deattack import checkpoint
+    from deattack.victims.loading import CHECKPOINT_DIR
+
+    arrays = _synthetic(num_train=64, num_test=32)
+    config = train.TrainConfig(model="lenet", epochs=1, batch_size=32, eval_batch_size=32)
+    target = tmp_path / "lenet"
+    for source, copy in zip(checkpoint.paths_for(CHECKPOINT_DIR / "lenet"), checkpoint.paths_for(target)):
+        shutil.copy(source, copy)
+    before = [path.read_bytes() for path in checkpoint.paths_for(target)]
+    steps = []
+    with pytest.raises(ValueError, match="already holds a checkpoint this run did not write.*--overwrite"):
+        train.train(config, tmp_path / "run", target, arrays=arrays, on_step=lambda *a: steps.append(a))
+    assert steps == [] and [path.read_bytes() for path in checkpoint.paths_for(target)] == before
+    train.train(config, tmp_path / "run", target, arrays=arrays, overwrite=True)
+    assert [path.read_bytes() for path in checkpoint.paths_for(target)] != before
