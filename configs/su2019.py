@@ -19,6 +19,6 @@ def get_config(variant: str = "") -> AttackConfig:
     if variant == "smoke":
         return paper_config(pixels=1, population_size=20, max_generations=3, slots=4)
     pixels_text, _, mode = (variant or "1px").partition("-")
-    if not pixels_text.endswith("px") or not pixels_text[:-2].isdigit():
+    if not pixels_text.endswith("px") or not pixels_text[:-2].isdigit() or mode not in ("", "targeted"):
         raise ValueError(f"unknown su2019 variant {variant!r}; use e.g. 1px, 3px, 5px, 1px-targeted, smoke")
     return paper_config(pixels=int(pixels_text[:-2]), mode=mode or "untargeted")

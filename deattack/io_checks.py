@@ -59,6 +59,8 @@ def check_output_dir(folder: str | os.PathLike, what: str = "output folder",
         full or has less than `min_free_bytes` free.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{what} {folder} is a file, not a folder: name a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -22,6 +22,14 @@ def problem_id(record: dict[str, Any]) -> tuple[int, int]:
     return int(record["image_index"]), int(record["target"])
 
 
+def _differences(saved: Any, wanted: Any, path: str = "") -> list[str]:
+    """Where two JSON values differ, as "path: folder's value -> this call's value"."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        return [line for key in sorted(set(saved) | set(wanted))
+                for line in _differences(saved.get(key), wanted.get(key), f"{path}.{key}" if path else key)]
+    return [] if saved == wanted else [f"{path}: {saved!r} in the folder, {wanted!r} now"]
+
+
 class ResultsFolder:
     """An output folder: config.json (what was run) + results.jsonl (one line a problem).
 
@@ -37,10 +45,11 @@ class ResultsFolder:
                 saved = json.loads(config_path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise ValueError(f"{config_path} is not valid JSON ({error}); move it away") from None
-            if saved != json.loads(json.dumps(run_info)):
-                changed = sorted(k for k in set(saved) | set(run_info) if saved.get(k) != run_info.get(k))
+            wanted = json.loads(json.dumps(run_info))
+            if saved != wanted:
+                changed = "; ".join(_differences(saved, wanted)[:6])
                 raise ValueError(
-                    f"{self.folder} holds results of another attack setting (differs in {changed}); "
+                    f"{self.folder} holds results of another attack setting ({changed}); "
                     "use a new --out folder, or the same settings to resume")
         else:
             config_path.write_text(json.dumps(run_info, indent=2, sort_keys=True) + "\n")

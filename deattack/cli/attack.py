@@ -70,13 +70,23 @@ def _attack_config(args):
         choosing = {k: requested[k] for k in ("search", *OPERATOR_FIELDS) if k in requested}
         config = default_config(pixels if isinstance(pixels, int) else 1,  # bad values: checked below
                                 requested.get("mode", "untargeted"), preset=args.preset, **choosing)
-    return apply_overrides(config, [*assignments, *args.set])
+    try:
+        return apply_overrides(config, [*assignments, *args.set])
+    except ValueError as error:
+        if args.config or args.preset or "mutation" in choosing:
+            raise
+        # A limit of an operator the user never named: say where it came from.
+        default = f"mutation {config.mutation!r}"
+        raise ValueError(str(error).replace(default, f"{default} (the default operator; --operator or "
+                                                     "--preset su2019 picks another)")) from None
 
 
 def _attack(args) -> int:
     from tqdm import tqdm
 
     config = _attack_config(args)
+    if args.images < 1:
+        raise ValueError(f"--images must be >= 1, got {args.images}")
     # Output locations are checked before the victim and the data load (deattack.io_checks).
     if args.out:
         check_output_dir(args.out, "--out folder")
@@ -92,8 +102,15 @@ def _attack(args) -> int:
     else:
         chosen = data.select(labels, start=args.start, stop=min(args.start + args.images, len(labels)),
                              classes=args.classes)
+    if not len(chosen):
+        raise ValueError(f"no {args.split} image is selected (--start {args.start}, --images {args.images}, "
+                         f"--classes {args.classes}): nothing to attack")
     correct = correctly_classified(victim, images[chosen], labels[chosen])
     attacked = chosen[correct]
+    if not len(attacked):
+        raise ValueError(f"none of the {len(chosen)} selected {args.split} images is classified correctly by "
+                         f"{victim.name}: nothing to attack; choose other images (--start, --images, --indices, "
+                         "--classes)")
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     say(f"{victim.name}: {correct.sum()} of {len(chosen)} selected {args.split} images are classified "
         f"correctly; attacking those ({len(chosen) - int(correct.sum())} skipped)")
@@ -112,7 +129,8 @@ def _attack(args) -> int:
     summary = dict(results.summary, n_skipped_misclassified=int(len(chosen) - correct.sum()), out=out)
     if args.figure != "none":
         figure = args.figure or f"{out}/examples.png"
-        by_index = {int(i): images[i] for i in attacked}
+        # The folder may hold records of images an earlier call attacked and this one did not select.
+        by_index = {int(r["image_index"]): images[int(r["image_index"])] for r in results.records}
         summary["figure"] = str(adversarial_grid(results.records, by_index, data.class_names(), figure))
     if args.json:
         print(json.dumps(summary))
@@ -122,6 +140,11 @@ def _attack(args) -> int:
 
 
 def _print_summary(summary: dict) -> None:
+    resumed_only = summary["queries_this_run"] == 0 and summary["n_problems"] > 0
+    if resumed_only:
+        print(f"  all {summary['n_problems']} problems were already done in {summary['out']}; nothing attacked "
+              "(the numbers are the stored records')")
+    median_success = summary["queries_median_success"]
     rows = [
         ("model", summary["model"]), ("pixels / mode", f"{summary['pixels']} / {summary['mode']}"),
         ("operator", f"{summary['mutation']} + {summary['crossover']} + {summary['adaptation']}"),
@@ -129,8 +152,9 @@ def _print_summary(summary: dict) -> None:
         ("images attacked", summary["n_images"]), ("problems", summary["n_problems"]),
         ("success", f"{summary['n_success']} / {summary['n_attacked']} = {summary['success_rate']:.1%}"),
         ("queries mean / median", f"{summary['queries_mean']:.0f} / {summary['queries_median']:.0f}"),
-        ("median queries to success", summary["queries_median_success"]),
-        ("wall time (s)", summary["wall_s"]), ("queries / s", summary["queries_per_s"]),
+        ("median queries to success", "- (no success)" if median_success is None else median_success),
+        ("wall time (s)", "-" if resumed_only else summary["wall_s"]),
+        ("queries / s", "-" if resumed_only else summary["queries_per_s"]),
         ("results", summary["out"]), ("figure", summary.get("figure", "-")),
     ]
     width = max(len(name) for name, _ in rows)

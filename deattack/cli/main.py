@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from deattack import __version__
+
 from deattack.cli.attack import add_attack_commands
 from deattack.cli.bench import add_bench_command
 from deattack.cli.defenses import add_defense_commands
@@ -20,6 +22,7 @@ from deattack.cli.train import add_train_commands
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deattack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"deattack {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     add_train_commands(commands)
     add_attack_commands(commands)

@@ -67,8 +67,10 @@ def test_duplicate_problem_keeps_one_record(tmp_path):
 
 def test_reopening_with_another_config_raises(tmp_path):
     ResultsFolder(tmp_path, RUN_INFO)
-    with pytest.raises(ValueError, match="another attack setting"):
-        ResultsFolder(tmp_path, {**RUN_INFO, "attack": {"pixels": 3, "seed": 0}})
+    # the message names each differing field with both values (issue 27 item 5)
+    with pytest.raises(ValueError, match=r"another attack setting \(attack.pixels: 1 in the folder, 3 now; "
+                                         r"victim: 'red-dot' in the folder, 'other' now\)"):
+        ResultsFolder(tmp_path, {**RUN_INFO, "attack": {"pixels": 3, "seed": 0}, "victim": "other"})
 
 
 def test_corrupt_config_file_raises(tmp_path):
@@ -104,7 +106,7 @@ def test_attack_resumes_from_its_folder(red_dot_victim, untargeted_run, tmp_path
     # Layout fields do not change results, so they may differ on resuming; the seed may not.
     third = attack(red_dot_victim, images, labels, dataclasses.replace(BASE_CONFIG, slots=2), out=tmp_path)
     assert third.summary["queries_this_run"] == 0 and third.records == first.records
-    with pytest.raises(ValueError, match="another attack setting"):
+    with pytest.raises(ValueError, match="another attack setting .attack.seed: 0 in the folder, 5 now"):
         attack(red_dot_victim, images, labels, dataclasses.replace(BASE_CONFIG, seed=5), out=tmp_path)
 
 

@@ -16,7 +16,9 @@ ATTACK = ["attack", "--model", "lenet", "--images", "2"]
 @pytest.mark.parametrize("arguments, message", [
     (["--pixels", "0"], "pixels must be an integer >= 1, got 0"),
     (["--pixels", "2000"], r"pixels must be an integer in \[1, 1024\]"),
-    (["--popsize", "3"], "population_size=3 is too small for mutation 'rand/1-snap-local', which needs at least 4"),
+    (["--popsize", "3"], r"population_size=3 is too small for mutation 'rand/1-snap-local' \(the default operator; "
+                         r"--operator or --preset su2019 picks another\), which needs at least 4"),
+    (["--preset", "su2019", "--popsize", "3"], "too small for mutation 'rand/1', which needs at least 4"),
     (["--popsize", "0"], "population_size must be an integer >= 1"),
     (["--max-gens", "-1"], "max_generations must be an integer >= 0, got -1"),
     (["--popsize", "400", "--max-gens", "6000000"], "exceeds the int32 query counter"),
@@ -32,7 +34,8 @@ ATTACK = ["attack", "--model", "lenet", "--images", "2"]
     (["--adaptation", "lshade"], "adaptation='lshade' is unknown"),
     (["--set", "bogus=1"], "unknown config key 'bogus'; known keys: pixels"),
     (["--config", "configs/su2019.py:nine"], "unknown su2019 variant 'nine'; use e.g. 1px"),
-    (["--config", "configs/su2019.py:3px-sideways"], "mode='sideways' is unknown; known: targeted, untargeted"),
+    (["--config", "configs/su2019.py:3px-targetted"], "unknown su2019 variant '3px-targetted'; use e.g. 1px"),
+    (["--images", "0"], "--images must be >= 1, got 0"),
     (["--config", "configs/no-such-file.py"], "config file configs/no-such-file.py does not exist"),
     (["--config", "configs/sweep_smoke.py"], "configs/sweep_smoke.py returns a SweepConfig, not an AttackConfig"),
 ], ids=lambda value: " ".join(value) if isinstance(value, list) else None)
@@ -109,3 +112,19 @@ def test_train_never_overwrites_a_shipped_victim(monkeypatch, capsys, tmp_path):
                         {"model": "lenet", "params": 0, "test_accuracy": 0.0, "epochs_done": 1})
     assert cli.main(argv) == 0
     assert calls == [str(tmp_path / "w" / "checkpoint")]
+
+
+def test_version(capsys):
+    from deattack import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"deattack {__version__}"
+
+
+def test_an_out_that_is_a_file_is_named_a_file(monkeypatch, capsys, tmp_path):
+    forbid_work(monkeypatch, "when --out is a file")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli.main([*ATTACK, "--out", str(tmp_path / "notes.txt")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
