@@ -44,6 +44,7 @@ class Search:
       de_operators: the DE operator fields (mutation, crossover, adaptation, F, CR,
         init) apply; otherwise they must stay at their defaults.
       check: config -> None, raising ValueError for settings the search cannot run.
+      label: its name in reports when it has no DE operators (default: `name`).
     """
 
     name: str
@@ -53,6 +54,7 @@ class Search:
     budget: Callable[[int, int, int, int], int]
     de_operators: bool
     check: Callable[[Any], None]
+    label: str = ""
 
 
 def generational_budget(population_size: int, max_generations: int, height: int, width: int) -> int:
@@ -122,7 +124,8 @@ SEARCHES: dict[str, Search] = {
                      check_de_fields_unset),
     # Every location x the 8 colour-cube corners of one pixel in a per-problem random
     # order, stopping at the first success (deattack.attack.exhaustive): a baseline.
-    "exhaustive": Search("exhaustive", None, None, None, corner_budget, False, _check_corner_scan),
+    "exhaustive": Search("exhaustive", None, None, None, corner_budget, False, _check_corner_scan,
+                         label="exhaustive-corners"),
 }
 
 
@@ -141,11 +144,9 @@ def max_queries(attack: Mapping[str, Any], height: int = 32, width: int = 32) ->
 def operator_name(attack: Mapping[str, Any]) -> str:
     """A stored attack config's display name in reports: the search, or DE's operators
     as mutation/crossover/adaptation (+init-NAME when not the paper's initialisation)."""
-    name = attack.get("search", "de")
-    if name == "exhaustive":
-        return "exhaustive-corners"
-    if not search_of(name).de_operators:
-        return name
+    search = search_of(attack.get("search", "de"))
+    if not search.de_operators:
+        return search.label or search.name
     label = f"{attack['mutation']}/{attack['crossover']}/{attack['adaptation']}"
     init = attack.get("init", "paper")
     return label if init == "paper" else f"{label}+init-{init}"
