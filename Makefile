@@ -25,11 +25,12 @@ install: $(BIN)/deattack
 demo: $(BIN)/deattack
 	$(BIN)/deattack attack $(DEMO_ARGS)
 
-# Writes pytest's own exit code to .pytest-exit-code so .ci/run can tell
+# One pytest worker a core (pytest-xdist), each test file on one worker so its fixtures
+# compile once. Writes pytest's own exit code to .pytest-exit-code so .ci/run can tell
 # "no tests collected" (5) from a failure.
 test: $(BIN)/deattack
 	@rm -f .pytest-exit-code
-	@$(BIN)/python -m pytest -q; rc=$$?; echo $$rc > .pytest-exit-code; exit $$rc
+	@$(BIN)/python -m pytest -q -n auto --dist loadfile; rc=$$?; echo $$rc > .pytest-exit-code; exit $$rc
 
 lint: $(BIN)/deattack
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt -e ".[lint]"

@@ -201,6 +201,7 @@ def select(
     stop: int | None = None,
     indices: Sequence[int] | None = None,
     classes: Sequence[int] | None = None,
+    num_classes: int = NUM_CLASSES,
 ) -> np.ndarray:
     """Indices of the images to use: an explicit list, or a range, optionally by class.
 
@@ -219,8 +220,8 @@ def select(
             raise ValueError(f"image range [{start}, {stop}) is not inside [0, {num})")
         chosen = np.arange(start, stop, dtype=np.int64)
     if classes is not None:
-        unknown = sorted(set(classes) - set(range(NUM_CLASSES)))
+        unknown = sorted(set(classes) - set(range(num_classes)))
         if unknown:
-            raise ValueError(f"classes out of range 0..{NUM_CLASSES - 1}: {unknown}")
+            raise ValueError(f"classes out of range 0..{num_classes - 1}: {unknown}")
         chosen = chosen[np.isin(labels[chosen], list(classes))]
     return chosen

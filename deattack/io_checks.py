@@ -4,7 +4,9 @@ A sweep or training run that can only write its first result after an hour of
 compilation and compute, into a folder it cannot write or onto a full disk, should
 fail in a second with a message naming the folder. `deattack attack --out`,
 `deattack sweep` (store and log) and `deattack train --workdir/--out` call
-`check_output_dir` before they load a victim or a dataset.
+`check_output_dir` before they load a victim or a dataset. The check creates nothing: a
+run that then fails (a bad victim, nothing to attack) leaves no empty folder behind; the
+run creates its folder when it first writes there.
 """
 
 from __future__ import annotations
@@ -41,9 +43,19 @@ def _probe_write(folder: Path) -> None:
         probe.unlink(missing_ok=True)
 
 
+def _nearest_existing(folder: Path) -> Path:
+    """`folder` if it exists, else its nearest ancestor that does (the one a run's mkdir
+    would create the missing folders in)."""
+    # A relative path's last parent is ".", an absolute one's the root: one of them exists.
+    return next((candidate for candidate in (folder, *folder.parents) if candidate.exists()), Path("."))
+
+
 def check_output_dir(folder: str | os.PathLike, what: str = "output folder",
                      min_free_bytes: int = MIN_FREE_BYTES) -> Path:
-    """Creates `folder` if needed and checks it can be written and has room.
+    """Checks `folder` can be created (if missing) and written and has room; creates nothing.
+
+    A missing folder is checked on its nearest existing ancestor: whoever may create and
+    write a file there may create the folders below it.
 
     Args:
       folder: the folder a command will write into.
@@ -59,21 +71,20 @@ def check_output_dir(folder: str | os.PathLike, what: str = "output folder",
         full or has less than `min_free_bytes` free.
     """
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
+    existing = _nearest_existing(folder)
+    if existing == folder and not folder.is_dir():
         raise OutputError(f"{what} {folder} is a file, not a folder: name a folder")
+    if not existing.is_dir():
+        raise OutputError(f"{what} {folder} is not writable: it cannot be created ({existing} is not a folder)")
+    where = "" if existing == folder else f" (it would be created in {existing})"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"{what} {folder} is not writable: it cannot be created "
-                          f"({error.strerror or error})") from None
-    try:
-        _probe_write(folder)
+        _probe_write(existing)
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise OutputError(f"{what} {folder}: the disk is full ({error.strerror}); "
                               "free some space or choose another folder") from None
-        raise OutputError(f"{what} {folder} is not writable: {error.strerror or error}") from None
-    free = free_bytes(folder)
+        raise OutputError(f"{what} {folder} is not writable: {error.strerror or error}{where}") from None
+    free = free_bytes(existing)
     if free < min_free_bytes:
         raise OutputError(
             f"{what} {folder}: only {free / 2**20:.1f} MiB free on its disk, at least "

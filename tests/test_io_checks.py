@@ -26,6 +26,18 @@ def test_folder_below_a_file_is_not_writable(tmp_path):
         check_output_dir(_blocked(tmp_path), "--out folder")
 
 
+def test_checking_creates_nothing(tmp_path):
+    """Issue 27 item 10: a run that fails after the check (a bad --model, nothing to attack)
+    must not leave an empty folder behind; the run creates it when it first writes."""
+    folder = tmp_path / "new" / "out"
+    assert check_output_dir(folder) == folder
+    assert not list(tmp_path.iterdir())
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    assert check_output_dir(existing / "a" / "b") == existing / "a" / "b"
+    assert not list(existing.iterdir())
+
+
 @pytest.mark.parametrize("code, message", [(errno.EACCES, "is not writable: Permission denied"),
                                            (errno.EROFS, "is not writable: Read-only file system"),
                                            (errno.ENOSPC, "the disk is full"),
@@ -37,7 +49,7 @@ def test_failed_probe_write_names_the_cause(tmp_path, monkeypatch, code, message
     monkeypatch.setattr(io_checks.os, "write", failing_write)
     with pytest.raises(OutputError, match=message):
         check_output_dir(tmp_path / "out", "output folder")
-    assert not list((tmp_path / "out").iterdir())  # the probe file is removed
+    assert not list(tmp_path.iterdir())  # the probe file is removed, and nothing is created
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
@@ -88,3 +100,14 @@ def test_cli_full_disk_exits_2_before_work(tmp_path, monkeypatch, capsys, comman
     monkeypatch.setattr(io_checks, "free_bytes", lambda folder: 0)
     assert cli.main(_commands(tmp_path / "a" / "b")[command]) == 2
     assert "only 0.0 MiB free" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["attack --out", "sweep --store", "sweep --log", "train --workdir",
+                                     "train --out"])
+def test_cli_failing_after_the_output_check_leaves_no_folder(tmp_path, monkeypatch, command):
+    """The output is checked first; when the work then fails (here: as soon as it starts),
+    no empty output folder, or new parent of one, is left behind."""
+    forbid_work(monkeypatch, "after the output check")
+    with pytest.raises(AssertionError, match="work started after the output check"):
+        cli.main(_commands(tmp_path / "new" / "deep")[command])
+    assert not list(tmp_path.iterdir())

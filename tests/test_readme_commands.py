@@ -43,3 +43,16 @@ def test_the_readme_shows_commands():
 def test_every_manual_command_parses(where, command):
     args = build_parser().parse_args(shlex.split(command)[1:])
     assert callable(args.run), (where, command)
+
+
+def test_the_readme_documents_every_record_field_and_output_file():
+    """Issue 27, items 15 and 16: a user reads what each file and each record field is."""
+    from deattack.attack.record import RECORD_FIELDS
+
+    output = (REPO / "README.md").read_text().split("## Output", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in output.splitlines() if line.startswith("| `")]
+    documented = {name for line in table for name in re.findall(r"`(\w+)`", line.split("|")[1])}
+    extras = {"queries_evaluated", "first_success_query", "n_fooling"}  # the corner scan's (record.py)
+    assert set(RECORD_FIELDS) | extras <= documented, (set(RECORD_FIELDS) | extras) - documented
+    for name in ("config.json", "results.jsonl", "adversarial.npz", "examples.png", "adversarial_images()"):
+        assert name in output, name

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from typing import Any
 
 import numpy as np
 
-from deattack.attack import criteria, searches
+from deattack.attack import criteria, searches, sparse_rs
 from deattack.attack.encoding import INITIALISATIONS
 from deattack.de import ADAPTATIONS, BOUNDS, CROSSOVERS, MUTATIONS, DEConfig, DEParams
 from deattack.es import cma_es
@@ -41,7 +42,8 @@ class AttackConfig:
       pixels: K, pixels changed per image (>= 1).
       mode: "untargeted" or "targeted".
       targets: targeted only: "all" (each image x each other class is one
-        problem, as in the paper) or "random" (one random other class per image).
+        problem, as in the paper), "random" (one random other class per image), or
+        one class index for every image (images of that class are not attacked).
       fitness: "probability" (the paper's) or "margin".
       confidence: the adversarial class must also reach this probability, [0, 1).
       population_size, max_generations: P and the generation budget; an image costs
@@ -72,7 +74,11 @@ class AttackConfig:
         success; deattack.attack.exhaustive), a baseline at a fixed budget, or "cma-es"
         (deattack.es.cma_es: lambda = population_size samples a generation, the same
         P * (max_generations + 1) budget and bound handling as DE; the DE-only fields
-        mutation, crossover, adaptation, F, CR and init must stay at their defaults).
+        mutation, crossover, adaptation, F, CR and init must stay at their defaults), or
+        "sparse-rs" (deattack.attack.sparse_rs: Sparse-RS for L0, Croce et al. AAAI 2022,
+        population_size proposals an iteration, 1 being the reference, max_generations
+        iterations, the same budget; the DE-only fields and the bound handling stay at
+        their defaults, neighbour_radius 0; chunk_generations about 100 suits it).
       neighbour_radius: 0 (the paper's attack: any colour), or r > 0: every candidate
         colour is clipped, per channel, to within r levels of the median of its
         location's 8 neighbours in the clean image (deattack.attack.confine), the search
@@ -83,7 +89,7 @@ class AttackConfig:
 
     pixels: int = 1
     mode: str = "untargeted"
-    targets: str = "all"
+    targets: str | int = "all"
     fitness: str = "probability"
     confidence: float = 0.0
     population_size: int = 400
@@ -117,7 +123,7 @@ class AttackConfig:
         if not isinstance(self.pixels, int) or self.pixels < 1:
             raise ValueError(f"pixels must be an integer >= 1, got {self.pixels!r}")
         choice("mode", criteria.MODES)
-        choice("targets", TARGET_CHOICES)
+        _check_targets(self.targets)
         choice("fitness", criteria.FITNESSES)
         choice("init", INITIALISATIONS)
         choice("mutation", MUTATIONS)
@@ -164,12 +170,15 @@ class AttackConfig:
     def de_config(self) -> DEConfig:
         return searches.de_config(self)
 
-    def search_config(self) -> DEConfig | cma_es.CMAESConfig:
-        """The optimiser's static config (CMA-ES's for search="cma-es", else DE's)."""
-        return self.search_entry.static_config(self)
+    def search_config(self, image_shape: tuple[int, ...] = searches.DEFAULT_IMAGE_SHAPE
+                      ) -> DEConfig | cma_es.CMAESConfig | sparse_rs.SparseRSConfig:
+        """The optimiser's static config for images of `image_shape` (H, W, C): DE's, CMA-ES's
+        for search="cma-es", Sparse-RS's (the only one that reads the shape) for "sparse-rs"."""
+        return self.search_entry.static_config(self, tuple(image_shape))
 
-    def search_params(self) -> DEParams | cma_es.CMAESParams:
-        """The optimiser's traced tunables (CMA-ES: sigma0 = 0.3 of the box width)."""
+    def search_params(self) -> DEParams | cma_es.CMAESParams | sparse_rs.SparseRSParams:
+        """The optimiser's traced tunables (CMA-ES: sigma0 = 0.3 of the box width; Sparse-RS:
+        none)."""
         return self.search_entry.params(self)
 
     def de_params(self) -> DEParams:
@@ -201,6 +210,16 @@ _NUMERIC_FIELDS = {
 _MAX_QUERIES = 2**31 - 1
 # Every pixel of a 32 x 32 image; more could only repeat locations (and 5K genes each).
 _MAX_PIXELS = 32 * 32
+
+
+def _check_targets(targets: Any) -> None:
+    """"all", "random" or a class index (its upper bound is the victim's, checked with it)."""
+    if isinstance(targets, str) and targets in TARGET_CHOICES:
+        return
+    if isinstance(targets, numbers.Integral) and not isinstance(targets, (bool, np.bool_)) and targets >= 0:
+        return
+    raise ValueError(f"targets={targets!r} is unknown; known: all, random, or one class index >= 0 for "
+                     "every image (the CLI also takes a class name)")
 
 
 def _check_types(config: AttackConfig) -> None:

@@ -106,8 +106,11 @@ class ExhaustiveRunner:
     def run(self, problems: Sequence[Problem],
             on_finished: Callable[[list[dict]], None] | None = None,
             on_progress: Callable[[Progress], None] | None = None) -> tuple[list[dict], Progress]:
-        progress = Progress(problems_total=len(problems))
+        budget = len(self.candidates)
+        progress = Progress(problems_total=len(problems), queries_left=len(problems) * budget)
         records: list[dict] = []
+        if problems and on_progress is not None:
+            on_progress(progress)
         for start in range(0, len(problems), self.config.slots):
             batch = list(problems[start:start + self.config.slots])
             finished = self._scan(batch)
@@ -115,6 +118,7 @@ class ExhaustiveRunner:
             progress.problems_done += len(finished)
             progress.successes += sum(r["success"] for r in finished)
             progress.queries += sum(r["queries"] for r in finished)
+            progress.queries_left = (len(problems) - progress.problems_done) * budget
             if on_finished is not None:
                 on_finished(finished)
             if on_progress is not None:

@@ -19,11 +19,16 @@ from deattack.attack.config import AttackConfig
 from deattack.attack.perturb import apply_pixels
 from deattack.attack.problems import ProblemArrays
 from deattack.filters import neighbour_median
+from deattack.victims.callback import CallbackApply
 
 # Work per CPU forward call that keeps the caches warm: 64 ResNet-20 images (~75 MFLOP
 # each by XLA's count). Measured on 2 cores: ResNet-20 peaks at batch 64, LeNet
 # (~1.3 MFLOP) keeps gaining up to ~1,000 images (docs/results/bench_attack_cpu.jsonl).
 CPU_FLOPS_PER_CALL = 64 * 75e6
+
+
+# A callback victim's microbatch: larger than any generation, so one call carries all.
+CALLBACK_MICROBATCH = 2**30
 
 
 def forward_flops(apply_fn: Callable, variables: Any, image_shape: tuple[int, ...]) -> float | None:
@@ -102,7 +107,8 @@ class CandidateFitness:
         order = jnp.argsort(~needed, stable=True)  # active rows first, in their order
         packed_genes = jnp.pad(genes[order], ((0, padded_total - total), (0, 0)))
         packed_owners = jnp.pad(owners[order], (0, padded_total - total))
-        num_chunks = (jnp.sum(needed.astype(jnp.int32)) + size - 1) // size
+        active_rows = jnp.sum(needed.astype(jnp.int32))
+        num_chunks = (active_rows + size - 1) // size
         image_shape = problems.images.shape[1:]
         num_classes = jax.eval_shape(
             self.apply_fn, variables, jax.ShapeDtypeStruct((size, *image_shape), jnp.float32)).shape[-1]
@@ -123,7 +129,10 @@ class CandidateFitness:
                     medians[chunk_owners], chunk_genes, self.neighbour_radius)
             if split is None:
                 images = jax.vmap(apply_pixels)(chunk_images, chunk_genes)
-                chunk_logits = self.apply_fn(variables, images)
+                if isinstance(self.apply_fn, CallbackApply):  # only real candidates leave the device
+                    chunk_logits = self.apply_fn(variables, images, jnp.clip(active_rows - start, 0, size))
+                else:
+                    chunk_logits = self.apply_fn(variables, images)
             else:
                 chunk_logits = split.candidate_logits(variables, padded_stems[chunk_owners], chunk_images,
                                                       chunk_genes)
@@ -157,7 +166,10 @@ def make_fitness(config: AttackConfig, apply_fn: Callable, variables: Any = None
                              "use forward='full'")
         split = incremental.split_first_conv(module, variables, tuple(image_shape), pixels=config.pixels)
     microbatch = config.microbatch
-    if not microbatch:
+    if isinstance(apply_fn, CallbackApply):
+        # A host call per generation: every candidate of every active slot in one batch.
+        microbatch = CALLBACK_MICROBATCH
+    elif not microbatch:
         flops = forward_flops(apply_fn, variables, image_shape) if variables is not None else None
         microbatch = default_microbatch(config.population_size, flops_per_image=flops)
     return CandidateFitness(apply_fn=apply_fn, mode=config.mode, fitness=config.fitness,

@@ -52,13 +52,23 @@ def problem_keys(seed: int, image_indices: Sequence[int], targets: Sequence[int]
 def build_problems(config: AttackConfig, labels: np.ndarray, image_indices: np.ndarray,
                    targets: np.ndarray | None, num_classes: int) -> list[Problem]:
     """Untargeted: one problem an image. Targeted: the given targets, else "all" other
-    classes (the paper's setting) or one "random" other class from the seed."""
+    classes (the paper's setting), one "random" other class from the seed, or one class
+    for every image (an image of that class has no problem: it is the target already).
+
+    Raises:
+      ValueError: a class target outside [0, num_classes)."""
+    fixed = not isinstance(config.targets, str)
+    if config.mode == "targeted" and targets is None and fixed and config.targets >= num_classes:
+        raise ValueError(f"targets={config.targets} is not a class of this victim (0..{num_classes - 1})")
     problems = []
     for row, (label, index) in enumerate(zip(labels, image_indices)):
         if config.mode == "untargeted":
             problems.append(Problem(row, int(index), int(label), -1))
         elif targets is not None:
             problems.append(Problem(row, int(index), int(label), int(targets[row])))
+        elif fixed:
+            if int(label) != config.targets:
+                problems.append(Problem(row, int(index), int(label), int(config.targets)))
         elif config.targets == "all":
             problems.extend(Problem(row, int(index), int(label), t)
                             for t in range(num_classes) if t != label)

@@ -31,7 +31,8 @@ def _differences(saved: Any, wanted: Any, path: str = "") -> list[str]:
 
 
 class ResultsFolder:
-    """An output folder: config.json (what was run) + results.jsonl (one line a problem).
+    """An output folder: config.json (what was run) + results.jsonl (one line a problem),
+    both written from the first record on.
 
     Lines are appended and fsynced as problems finish, so a killed run keeps every
     finished problem; a torn last line (killed mid-write) is dropped on reopening.
@@ -39,22 +40,41 @@ class ResultsFolder:
 
     def __init__(self, folder: str | os.PathLike, run_info: dict[str, Any]):
         self.folder = check_output_dir(folder, "output folder")  # OutputError, a ValueError
-        config_path = self.folder / CONFIG_FILE
-        if config_path.exists():
-            try:
-                saved = json.loads(config_path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise ValueError(f"{config_path} is not valid JSON ({error}); move it away") from None
-            wanted = json.loads(json.dumps(run_info))
-            if saved != wanted:
-                changed = "; ".join(_differences(saved, wanted)[:6])
-                raise ValueError(
-                    f"{self.folder} holds results of another attack setting ({changed}); "
-                    "use a new --out folder, or the same settings to resume")
-        else:
-            config_path.write_text(json.dumps(run_info, indent=2, sort_keys=True) + "\n")
+        self.run_info = run_info
+        self._created = False
+        self._check_saved_config()
         self.path = self.folder / RESULTS_FILE
         self.records = self._read_and_repair()
+
+    def _check_saved_config(self) -> None:
+        """A config.json already there must be this call's: same attack, same victim."""
+        config_path = self.folder / CONFIG_FILE
+        if not config_path.exists():
+            return
+        try:
+            saved = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{config_path} is not valid JSON ({error}); move it away") from None
+        wanted = json.loads(json.dumps(self.run_info))
+        if saved != wanted:
+            changed = "; ".join(_differences(saved, wanted)[:6])
+            raise ValueError(
+                f"{self.folder} holds results of another attack setting ({changed}); "
+                "use a new --out folder, or the same settings to resume")
+
+    def _create(self) -> None:
+        """The folder and config.json, made by the first append, not on opening: an attack
+        that fails before its first record (a compile error, an interrupt) leaves no
+        folder that holds nothing but its config."""
+        if self._created:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(self.folder / CONFIG_FILE, "x") as stream:
+                stream.write(json.dumps(self.run_info, indent=2, sort_keys=True) + "\n")
+        except FileExistsError:  # there on opening, or another call's since: it must match
+            self._check_saved_config()
+        self._created = True
 
     def _read_and_repair(self) -> list[dict[str, Any]]:
         """Reads complete records; repairs what a kill can leave behind.
@@ -96,6 +116,7 @@ class ResultsFolder:
         records = list(records)
         if not records:
             return
+        self._create()
         with open(self.path, "a") as stream:
             for record in records:
                 stream.write(json.dumps(record, sort_keys=True) + "\n")

@@ -30,16 +30,40 @@ from deattack.attack.verify import Verifier
 
 @dataclasses.dataclass
 class Progress:
+    """A runner's progress in this call, passed to `on_progress` before the first chunk and
+    after every one; problems finished before (resumed from a folder) are not in it.
+
+    Problems that fail spend their whole budget and finish last, so counting finished
+    problems stalls; queries do not. `queries_left` is the most the unfinished problems
+    may still spend: the whole budget of each queued one, the rest of it for each in
+    flight. `queries_bound` = spent + left shrinks as problems succeed early and equals
+    `queries` once the last one finishes.
+    """
+
     problems_total: int
     problems_done: int = 0
     successes: int = 0
-    queries: int = 0
+    queries: int = 0  # spent in this call
+    queries_left: int = 0
     started: float = dataclasses.field(default_factory=time.time)
 
     @property
     def queries_per_s(self) -> float:
         elapsed = time.time() - self.started
         return self.queries / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def queries_bound(self) -> int:
+        return self.queries + self.queries_left
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds until every unfinished problem has spent its budget at this call's rate
+        (an upper bound: successes stop early); None before a query is spent."""
+        if not self.queries_left:
+            return 0.0
+        rate = self.queries_per_s
+        return self.queries_left / rate if rate > 0 else None
 
 
 class SlotRunner:
@@ -74,10 +98,13 @@ class SlotRunner:
             on_finished: Callable[[list[dict]], None] | None = None,
             on_progress: Callable[[Progress], None] | None = None) -> tuple[list[dict], Progress]:
         config = self.config
-        progress = Progress(problems_total=len(problems))
+        budget = config.max_queries
+        progress = Progress(problems_total=len(problems), queries_left=len(problems) * budget)
         records: list[dict] = []
         if not problems:
             return records, progress
+        if on_progress is not None:
+            on_progress(progress)
         mesh = slots.slot_mesh(config.devices)
         num_devices = 1 if mesh is None else mesh.size
         # Slots are split evenly over devices; spare held start finished.
@@ -107,19 +134,30 @@ class SlotRunner:
                     on_finished(batch)
                 for s in finished:
                     held[s] = None
-            free = [s for s in range(num_slots) if held[s] is None]
-            if queue and free and (config.refill or len(free) == num_slots):
-                take = [queue.popleft() for _ in range(min(len(free), len(queue)))]
-                targets_slots = free[: len(take)]
-                size = bucket_size(len(take), num_slots)
-                new_state, new_arrays = self._init(take, size)
-                indices = np.full(size, num_slots, np.int32)  # num_slots = dropped padding
-                indices[: len(take)] = targets_slots
-                state, slot_arrays = self._place(mesh, *slots.insert_slots(
-                    state, slot_arrays, new_state, new_arrays, jnp.asarray(indices)))
-                for s, problem in zip(targets_slots, take):
-                    held[s] = problem
-                charged_before[targets_slots] = 0  # their initial population is charged next read
+            in_flight = np.asarray([slot is not None for slot in held])
+            progress.queries_left = budget * len(queue) + int((np.maximum(budget - queries, 0) * in_flight).sum())
+            state, slot_arrays = self._refill(state, slot_arrays, held, queue, charged_before, mesh)
             if on_progress is not None:
                 on_progress(progress)
         return records, progress
+
+    def _refill(self, state, slot_arrays, held: list[Problem | None], queue: collections.deque,
+                charged_before: np.ndarray, mesh):
+        """Fills free slots from the queue (with `refill`, else only once all are free);
+        updates `held`, `queue` and `charged_before` in place, returns (state, slot_arrays)."""
+        num_slots = len(held)
+        free = [s for s in range(num_slots) if held[s] is None]
+        if not (queue and free and (self.config.refill or len(free) == num_slots)):
+            return state, slot_arrays
+        take = [queue.popleft() for _ in range(min(len(free), len(queue)))]
+        targets_slots = free[: len(take)]
+        size = bucket_size(len(take), num_slots)
+        new_state, new_arrays = self._init(take, size)
+        indices = np.full(size, num_slots, np.int32)  # num_slots = dropped padding
+        indices[: len(take)] = targets_slots
+        state, slot_arrays = self._place(mesh, *slots.insert_slots(
+            state, slot_arrays, new_state, new_arrays, jnp.asarray(indices)))
+        for s, problem in zip(targets_slots, take):
+            held[s] = problem
+        charged_before[targets_slots] = 0  # their initial population is charged next read
+        return state, slot_arrays

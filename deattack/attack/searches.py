@@ -3,10 +3,10 @@
 A search is one `Search` entry in SEARCHES: how an AttackConfig becomes the
 optimiser's static config and traced params, the query budget a problem may spend,
 the config checks the search adds, and its display name. A generational optimiser
-(`optimiser` = a module with init / run / active over B problems, as deattack.de and
-deattack.es.cma_es) runs in the attack's device slots (deattack.attack.runner); a
-search without one (the corner scan) brings its own runner (deattack.attack.api picks
-it). Adding a search is one entry here, plus its optimiser or runner.
+(`optimiser` = a module with init / run / active over B problems, as deattack.de,
+deattack.es.cma_es and deattack.attack.sparse_rs) runs in the attack's device slots
+(deattack.attack.runner); a search without one (the corner scan) brings its own runner
+(deattack.attack.api picks it). Adding a search is one entry here, plus its optimiser or runner.
 
 Entries read the config by attribute only, so this module sits below
 deattack.attack.config (which validates a config against its entry).
@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from deattack.attack import sparse_rs
 from deattack.attack.encoding import bound_names, dim_kinds
 from deattack.de import DEConfig, DEParams
 from deattack.de import engine as de_engine
@@ -27,6 +28,9 @@ from deattack.es import cma_es
 COLOUR_CORNERS = 8
 # DE-only fields: a search without DE operators requires them at their defaults.
 DE_ONLY_FIELDS = ("mutation", "crossover", "adaptation", "differential_weight", "crossover_rate", "init")
+# The image shape a static config is built for when none is given (CIFAR-10's): the slots
+# pass their images' own shape; validation and status reads use this one.
+DEFAULT_IMAGE_SHAPE = (32, 32, 3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +41,8 @@ class Search:
       name: the `AttackConfig.search` value.
       optimiser: module with init / run / active (batched, pure), or None for a search
         that runs through its own runner.
-      static_config: config -> the optimiser's static (hashable) config.
+      static_config: (config, image_shape (H, W, C)) -> the optimiser's static (hashable)
+        config; only a search over image positions (sparse-rs) reads the shape.
       params: config -> the optimiser's traced tunables.
       budget: (population_size, max_generations, height, width) -> queries a problem
         may spend at most.
@@ -49,7 +54,7 @@ class Search:
 
     name: str
     optimiser: Any
-    static_config: Callable[[Any], Any] | None
+    static_config: Callable[[Any, tuple[int, ...]], Any] | None
     params: Callable[[Any], Any] | None
     budget: Callable[[int, int, int, int], int]
     de_operators: bool
@@ -69,7 +74,8 @@ def corner_budget(population_size: int, max_generations: int, height: int, width
     return height * width * COLOUR_CORNERS
 
 
-def de_config(config) -> DEConfig:
+def de_config(config, image_shape: tuple[int, ...] = DEFAULT_IMAGE_SHAPE) -> DEConfig:
+    del image_shape  # the box (deattack.attack.encoding.box) carries the grid
     return DEConfig(
         population_size=config.population_size, num_dims=config.num_dims,
         mutation=config.mutation, crossover=config.crossover, adaptation=config.adaptation,
@@ -82,7 +88,8 @@ def de_params(config) -> DEParams:
                     crossover_rate=float(config.crossover_rate))
 
 
-def cma_es_config(config) -> cma_es.CMAESConfig:
+def cma_es_config(config, image_shape: tuple[int, ...] = DEFAULT_IMAGE_SHAPE) -> cma_es.CMAESConfig:
+    del image_shape
     return cma_es.CMAESConfig(
         population_size=config.population_size, num_dims=config.num_dims,
         bounds=bound_names(config.pixels, config.coordinate_bounds, config.colour_bounds),
@@ -92,6 +99,20 @@ def cma_es_config(config) -> cma_es.CMAESConfig:
 def cma_es_params(config) -> cma_es.CMAESParams:
     del config  # sigma0 = 0.3 of the box width, CMA-ES's own default
     return cma_es.CMAESParams()
+
+
+def sparse_rs_config(config, image_shape: tuple[int, ...] = DEFAULT_IMAGE_SHAPE) -> sparse_rs.SparseRSConfig:
+    """P proposals an iteration, max_generations iterations, the reference's alpha_init
+    for the mode (0.3 untargeted, 0.1 targeted)."""
+    height, width = image_shape[:2]
+    return sparse_rs.SparseRSConfig(
+        population_size=config.population_size, pixels=config.pixels, height=height, width=width,
+        max_generations=config.max_generations, alpha_init=sparse_rs.ALPHA_INIT[config.mode])
+
+
+def sparse_rs_params(config) -> sparse_rs.SparseRSParams:
+    del config
+    return sparse_rs.SparseRSParams()
 
 
 def _no_check(config) -> None:
@@ -105,15 +126,28 @@ def _check_corner_scan(config) -> None:
         raise ValueError("search='exhaustive' scans the colour cube's corners; it has no neighbour_radius")
 
 
-def check_de_fields_unset(config) -> None:
-    """A search without DE operators: its DE-only fields stay at their defaults."""
+def _require_defaults(config, fields: tuple[str, ...], reason: str) -> None:
     defaults = {field.name: field.default for field in dataclasses.fields(type(config))}
-    for field in DE_ONLY_FIELDS:
+    for field in fields:
         if getattr(config, field) != defaults[field]:
             raise ValueError(
-                f"search={config.search!r} has no {field} (a DE setting; CMA-ES samples its own adapted "
-                f"Gaussian from the box's centre): leave {field} at {defaults[field]!r}, "
+                f"search={config.search!r} has no {field} ({reason}): leave {field} at {defaults[field]!r}, "
                 f"got {getattr(config, field)!r}")
+
+
+def check_de_fields_unset(config) -> None:
+    """A search without DE operators: its DE-only fields stay at their defaults."""
+    _require_defaults(config, DE_ONLY_FIELDS,
+                      "a DE setting; CMA-ES samples its own adapted Gaussian from the box's centre")
+
+
+def _check_sparse_rs(config) -> None:
+    """Sparse-RS moves whole pixels between sets and draws corner colours: no DE operator,
+    box repair or colour confinement applies."""
+    _require_defaults(config, DE_ONLY_FIELDS + ("coordinate_bounds", "colour_bounds"),
+                      "a DE / box setting; Sparse-RS swaps whole pixels and draws colour-cube corners")
+    if config.neighbour_radius:
+        raise ValueError("search='sparse-rs' draws colour-cube corners; it has no neighbour_radius")
 
 
 SEARCHES: dict[str, Search] = {
@@ -122,6 +156,10 @@ SEARCHES: dict[str, Search] = {
     # CMA-ES (deattack.es.cma_es) at DE's budget, lambda = population_size.
     "cma-es": Search("cma-es", cma_es, cma_es_config, cma_es_params, generational_budget, False,
                      check_de_fields_unset),
+    # Sparse-RS for L0 (deattack.attack.sparse_rs): random search over sets of K pixels,
+    # P proposals an iteration (1 = the reference), DE's budget P x (max_generations + 1).
+    "sparse-rs": Search("sparse-rs", sparse_rs, sparse_rs_config, sparse_rs_params, generational_budget, False,
+                        _check_sparse_rs),
     # Every location x the 8 colour-cube corners of one pixel in a per-problem random
     # order, stopping at the first success (deattack.attack.exhaustive): a baseline.
     "exhaustive": Search("exhaustive", None, None, None, corner_budget, False, _check_corner_scan,

@@ -3,18 +3,24 @@ on CIFAR-10 images written to a resumable results folder with a figure."""
 
 from __future__ import annotations
 
+import collections
+import functools
 import json
 import sys
 import time
+from collections.abc import Callable, Sequence
 
 from deattack import config_files, data
 from deattack.attack import attack
 from deattack.attack.config import OPERATOR_FIELDS, PRESETS, AttackConfig, default_config
+from deattack.cli.common import ProgressBar, model_help
+from deattack.datasets import load_dataset
 from deattack.io_checks import check_output_dir, check_output_file
 from deattack.overrides import apply_overrides, parse_value
 from deattack.reports.figures import adversarial_grid
+from deattack.reports.format import pixel_scale
 from deattack.victims import loading
-from deattack.victims.victim import correctly_classified
+from deattack.victims.victim import check_image_shape, correctly_classified, num_classes
 
 
 def _victim_spec(args) -> str:
@@ -25,7 +31,9 @@ def _victim_spec(args) -> str:
 
 def _eval(args) -> int:
     victim = loading.load_victim(_victim_spec(args))
-    images, labels = data.load_split("test")
+    dataset = load_dataset(args.data, "test")
+    images, labels = dataset.images, dataset.labels
+    check_image_shape(victim, images.shape[1:])
     chosen = data.select(labels, start=0, stop=args.images)
     started = time.time()
     correct = correctly_classified(victim, images[chosen], labels[chosen])
@@ -51,7 +59,23 @@ def _assigned(assignments) -> dict:
     return {key.strip(): parse_value(value.strip()) for key, _, value in (a.partition("=") for a in assignments)}
 
 
-def _attack_config(args):
+def _class_targets(assignments: list[str], class_names: Callable[[], Sequence[str]]) -> list[str]:
+    """"targets=horse" / "targets='7'" -> "targets=7": one target class by name or index
+    (the dataset's class names); "all", "random" and anything else pass through."""
+    resolved = []
+    for assignment in assignments:
+        key, _, value = assignment.partition("=")
+        target = parse_value(value.strip())
+        if key.strip() == "targets" and isinstance(target, str):
+            if target.isdigit():
+                assignment = f"targets={int(target)}"
+            elif target not in ("all", "random") and target in class_names():
+                assignment = f"targets={list(class_names()).index(target)}"
+        resolved.append(assignment)
+    return resolved
+
+
+def _attack_config(args, class_names: Callable[[], Sequence[str]]):
     """--config FILE, else the library's default_config (the one default of attack()),
     with the flags and --set (which wins) applied on top."""
     flags = {
@@ -61,17 +85,19 @@ def _attack_config(args):
         "crossover": args.crossover, "adaptation": args.adaptation, "fitness": args.fitness,
         "targets": args.targets, "devices": args.devices,
     }
-    assignments = [f"{key}={value!r}" for key, value in flags.items() if value is not None]
+    # --set comes after the flags: it wins.
+    assignments = _class_targets([f"{key}={value!r}" for key, value in flags.items() if value is not None]
+                                 + args.set, class_names)
+    requested = _assigned(assignments)
     if args.config:
         config = config_files.load(args.config, AttackConfig)
     else:
-        requested = _assigned([*assignments, *args.set])  # --set wins over flags
         pixels = requested.get("pixels", 1)
         choosing = {k: requested[k] for k in ("search", *OPERATOR_FIELDS) if k in requested}
         config = default_config(pixels if isinstance(pixels, int) else 1,  # bad values: checked below
                                 requested.get("mode", "untargeted"), preset=args.preset, **choosing)
     try:
-        return apply_overrides(config, [*assignments, *args.set])
+        config = apply_overrides(config, assignments)
     except ValueError as error:
         if args.config or args.preset or "mutation" in choosing:
             raise
@@ -79,12 +105,14 @@ def _attack_config(args):
         default = f"mutation {config.mutation!r}"
         raise ValueError(str(error).replace(default, f"{default} (the default operator; --operator or "
                                                      "--preset su2019 picks another)")) from None
+    if "targets" in requested and config.mode != "targeted":
+        raise ValueError(f"targets={requested['targets']!r} needs --mode targeted (the mode is {config.mode})")
+    return config
 
 
 def _attack(args) -> int:
-    from tqdm import tqdm
-
-    config = _attack_config(args)
+    dataset = functools.cache(lambda: load_dataset(args.data, args.split))
+    config = _attack_config(args, lambda: dataset().class_names)
     if args.images < 1:
         raise ValueError(f"--images must be >= 1, got {args.images}")
     # Output locations are checked before the victim and the data load (deattack.io_checks).
@@ -92,19 +120,24 @@ def _attack(args) -> int:
         check_output_dir(args.out, "--out folder")
     if args.figure not in (None, "none"):
         check_output_file(args.figure, "--figure file")
+    images, labels, class_names = dataset().images, dataset().labels, dataset().class_names  # checked first
     victim = loading.load_victim(_victim_spec(args))
     out = args.out or f"runs/attack-{victim.name}-{config.pixels}px-{config.mode}"
     if not args.out:
         check_output_dir(out, "default --out folder")
-    images, labels = data.load_split(args.split)
+    check_image_shape(victim, images.shape[1:])
     if args.indices:
         chosen = data.select(labels, indices=[int(i) for i in args.indices.split(",")])
     else:
         chosen = data.select(labels, start=args.start, stop=min(args.start + args.images, len(labels)),
-                             classes=args.classes)
+                             classes=args.classes, num_classes=len(class_names))
     if not len(chosen):
         raise ValueError(f"no {args.split} image is selected (--start {args.start}, --images {args.images}, "
                          f"--classes {args.classes}): nothing to attack")
+    classes = num_classes(victim, images.shape[1:])
+    if labels[chosen].max() >= classes:
+        raise ValueError(f"labels must be in [0, {classes}) (victim {victim.name} has {classes} classes); "
+                         f"{args.data} has label {int(labels[chosen].max())}")
     correct = correctly_classified(victim, images[chosen], labels[chosen])
     attacked = chosen[correct]
     if not len(attacked):
@@ -114,88 +147,158 @@ def _attack(args) -> int:
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     say(f"{victim.name}: {correct.sum()} of {len(chosen)} selected {args.split} images are classified "
         f"correctly; attacking those ({len(chosen) - int(correct.sum())} skipped)")
-    bar = tqdm(total=None, unit="problem", file=sys.stderr, dynamic_ncols=True,
-               mininterval=1.0 if sys.stderr.isatty() else 30.0)
-
-    def on_progress(progress):
-        if bar.total is None:
-            bar.reset(total=progress.problems_total)
-        bar.n = progress.problems_done
-        bar.set_postfix(success=progress.successes, q_per_s=f"{progress.queries_per_s:.0f}", refresh=True)
-
-    results = attack(victim, images[attacked], labels[attacked], config, image_indices=attacked,
-                     out=out, run_info={"split": args.split}, on_progress=on_progress)
-    bar.close()
+    if config.mode == "targeted" and not isinstance(config.targets, str):
+        _say_class_target(say, config.targets, labels[attacked], class_names)
+    bar = ProgressBar("queries", rate_unit="q", scale=True)
+    try:
+        results = attack(victim, images[attacked], labels[attacked], config, image_indices=attacked, out=out,
+                         run_info=_run_info(args, dataset()), on_progress=lambda progress: _show(bar, progress))
+    finally:
+        bar.close()
     summary = dict(results.summary, n_skipped_misclassified=int(len(chosen) - correct.sum()), out=out)
     if args.figure != "none":
         figure = args.figure or f"{out}/examples.png"
         # The folder may hold records of images an earlier call attacked and this one did not select.
         by_index = {int(r["image_index"]): images[int(r["image_index"])] for r in results.records}
-        summary["figure"] = str(adversarial_grid(results.records, by_index, data.class_names(), figure))
+        setting = {name: summary[name] for name in ("model", "pixels", "mode")}  # named in the figure's title
+        summary["figure"] = str(adversarial_grid(results.records, by_index, class_names, figure, **setting))
     if args.json:
         print(json.dumps(summary))
     else:
-        _print_summary(summary)
+        _print_summary(summary, results.records, class_names, images.shape[1:3])
     return 0
 
 
-def _print_summary(summary: dict) -> None:
+def _show(bar: ProgressBar, progress) -> None:
+    """Queries spent of the most the problems may spend (failures spend their whole budget
+    and finish last, so a count of finished problems stalls while the queries go on)."""
+    bar.show(progress.queries, progress.queries_bound, progress.queries_per_s, progress.eta_s,
+             f"{progress.problems_done}/{progress.problems_total} problems, {progress.successes} fooled")
+
+
+def _run_info(args, dataset) -> dict:
+    """What config.json records of the images (CIFAR-10 folders keep their earlier form)."""
+    if dataset.name.startswith("cifar10:"):
+        return {"split": dataset.name.partition(":")[2]}
+    return {"data": dataset.name}
+
+
+def _say_class_target(say, target: int, labels, names) -> None:
+    """One target class for every image: those already of that class have nothing to do."""
+    if target >= len(names):
+        raise ValueError(f"targets={target} is not a class of the data (0..{len(names) - 1}: "
+                         f"{', '.join(names[:20])})")
+    same = int((labels == target).sum())
+    if same == len(labels):
+        raise ValueError(f"every selected image is of the target class {target} ({names[target]}): nothing to "
+                         "attack; choose other images or another target")
+    say(f"target class {target} ({names[target]}) for every image; {same} of them are of that class already "
+        "(not attacked)")
+
+
+def _print_summary(summary: dict, records: list[dict], class_names, image_size: tuple[int, int]) -> None:
+    """The summary table, then up to 10 successes by class name."""
     resumed_only = summary["queries_this_run"] == 0 and summary["n_problems"] > 0
     if resumed_only:
         print(f"  all {summary['n_problems']} problems were already done in {summary['out']}; nothing attacked "
               "(the numbers are the stored records')")
     median_success = summary["queries_median_success"]
     rows = [
-        ("model", summary["model"]), ("pixels / mode", f"{summary['pixels']} / {summary['mode']}"),
+        ("model", summary["model"]),
+        ("pixels / mode", f"{pixel_scale(summary['pixels'], *image_size)} / {summary['mode']}"),
         ("operator", f"{summary['mutation']} + {summary['crossover']} + {summary['adaptation']}"),
         ("population x generations", f"{summary['population_size']} x {summary['max_generations']}"),
-        ("images attacked", summary["n_images"]), ("problems", summary["n_problems"]),
+        ("images attacked", summary["n_images"]), ("classes attacked", _classes_attacked(records, class_names)),
+        ("problems", summary["n_problems"]),
         ("success", f"{summary['n_success']} / {summary['n_attacked']} = {summary['success_rate']:.1%}"),
         ("queries mean / median", f"{summary['queries_mean']:.0f} / {summary['queries_median']:.0f}"),
         ("median queries to success", "- (no success)" if median_success is None else median_success),
         ("wall time (s)", "-" if resumed_only else summary["wall_s"]),
         ("queries / s", "-" if resumed_only else summary["queries_per_s"]),
-        ("results", summary["out"]), ("figure", summary.get("figure", "-")),
+        ("results", summary["out"]), ("adversarial images", summary.get("adversarial", "-")),
+        ("figure", summary.get("figure", "-")),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"  {name.ljust(width)}  {value}")
+    for line in _success_lines(records, class_names):
+        print(f"    {line}")
+
+
+def _classes_attacked(records: list[dict], class_names) -> str:
+    """"cat 3, ship 1": images attacked per true class, by the dataset's names."""
+    labels = {int(r["image_index"]): int(r["true_label"]) for r in records}
+    counts = collections.Counter(labels.values())
+    return ", ".join(f"{class_names[label]} {count}" for label, count in sorted(counts.items())) or "-"
+
+
+def _success_lines(records: list[dict], class_names, limit: int = 10) -> list[str]:
+    """"image 7: cat (0.93) -> dog (0.61), 1 px at (12, 20)" for the first `limit` successes."""
+    successes = sorted((r for r in records if r["success"]), key=lambda r: (r["image_index"], r["target"]))
+    lines = [f"successes ({min(len(successes), limit)} of {len(successes)} listed; all in the adversarial "
+             "images file):"] if successes else []
+    for r in successes[:limit]:
+        target = f", target {class_names[r['target']]}" if r["target"] >= 0 else ""
+        where = " ".join(f"({x}, {y})" for x, y, *_ in r["pixels"][:3]) + (" ..." if len(r["pixels"]) > 3 else "")
+        lines.append(f"image {r['image_index']}: {class_names[r['true_label']]} ({r['original_confidence']:.2f}) -> "
+                     f"{class_names[r['adversarial_prediction']]} ({r['adversarial_confidence']:.2f}){target}, "
+                     f"{len(r['pixels'])} px at {where}")
+    if len(successes) > limit:
+        lines.append(f"... and {len(successes) - limit} more")
+    return lines
+
+
+DATA_HELP = ("images to attack: cifar10[:SPLIT], FILE.npz (images uint8 [N, H, W, C], labels [N], optional "
+             "class_names), FOLDER (one subfolder of images per class) or tfds:NAME[:SPLIT]")
 
 
 def add_attack_commands(commands) -> None:
     """`deattack eval` and `deattack attack`."""
     evaluate = commands.add_parser("eval", help="test accuracy of a victim checkpoint")
-    evaluate.add_argument("--model", default="resnet20", help="shipped victim name")
+    evaluate.add_argument("--model", default="resnet20", help=model_help())
     evaluate.add_argument("--checkpoint", help="checkpoint path (overrides --model)")
     evaluate.add_argument("--defense", help="inference-time defense in front of it: median3, repair[:threshold=T]")
-    evaluate.add_argument("--images", type=int, default=None, help="first N test images (default all)")
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--images", type=int, default=None, help="first N test images (default: all 10,000)")
+    evaluate.add_argument("--data", default="cifar10", help=DATA_HELP)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON line on stdout")
     evaluate.set_defaults(run=_eval)
 
-    attack = commands.add_parser("attack", help="few-pixel DE attack on CIFAR-10 test images")
-    attack.add_argument("--model", default="resnet20", help="shipped victim name")
+    attack = commands.add_parser("attack", help="few-pixel attack on CIFAR-10 images into a resumable results "
+                                                "folder, with a figure of the adversarial examples")
+    attack.add_argument("--model", default="resnet20", help=model_help())
     attack.add_argument("--checkpoint", help="checkpoint path (overrides --model)")
     attack.add_argument("--defense", help="attack end to end through a defense: median3, repair[:threshold=T] "
                                           "(same as --model DEFENSE+MODEL)")
     attack.add_argument("--config", help="configs/FILE.py[:variant] returning an AttackConfig")
     attack.add_argument("--preset", choices=PRESETS,
-                        help="su2019: the paper's DE/rand/1 setting (default: deattack.attack.default_config, "
-                             "the operator study's choice at the same budget)")
-    attack.add_argument("--pixels", type=int)
-    attack.add_argument("--mode", choices=["untargeted", "targeted"])
-    attack.add_argument("--targets", choices=["all", "random"], help="targeted: all 9 or one random")
-    attack.add_argument("--fitness", choices=["probability", "margin"])
-    attack.add_argument("--operator", help="mutation, e.g. rand/1 (or rand1), current-to-pbest/1")
-    attack.add_argument("--crossover", help="none, bin or exp")
-    attack.add_argument("--adaptation", help="constant, jde, jade or shade")
-    attack.add_argument("--popsize", type=int)
-    attack.add_argument("--max-gens", dest="max_gens", type=int)
-    attack.add_argument("--seed", type=int)
-    attack.add_argument("--slots", type=int, help="problems evolved together on the device")
-    attack.add_argument("--devices", type=int, help="local devices to spread slots over (0 = all)")
-    attack.add_argument("--split", default="test", choices=["test", "train"])
+                        help="su2019: the paper's DE/rand/1 setting; without it the default config "
+                             "(deattack.attack.default_config: the operator study's choice at the same budget)")
+    attack.add_argument("--pixels", type=int, help="pixels changed per image, 1..1024 (default: 1)")
+    attack.add_argument("--mode", choices=["untargeted", "targeted"],
+                        help="untargeted: any wrong class; targeted: a chosen class (--targets) (default: "
+                             "untargeted)")
+    attack.add_argument("--targets", help="targeted: all (every other class, the paper's), random (one "
+                                          "random other class an image) or one class for every image, by "
+                                          "index or name (e.g. 7 or horse; images of it are skipped) (default: all)")
+    attack.add_argument("--fitness", choices=["probability", "margin"],
+                        help="what the search minimises: the class probability (the paper's) or the logit "
+                             "margin (default: probability)")
+    attack.add_argument("--operator", help="DE mutation, e.g. rand/1 (or rand1), current-to-pbest/1 (default: "
+                                           "the default config's, printed in the summary)")
+    attack.add_argument("--crossover", help="DE crossover: none, bin or exp (default: the default config's)")
+    attack.add_argument("--adaptation", help="DE parameter adaptation: constant, jde, jade or shade (default: "
+                                             "constant)")
+    attack.add_argument("--popsize", type=int, help="population size P (default: 400, the paper's)")
+    attack.add_argument("--max-gens", dest="max_gens", type=int,
+                        help="generations at most; an image costs at most P x (generations + 1) queries "
+                             "(default: 100, the paper's)")
+    attack.add_argument("--seed", type=int, help="root of every problem's random stream (default: 0)")
+    attack.add_argument("--slots", type=int, help="problems evolved together on the device (default: 8)")
+    attack.add_argument("--devices", type=int, help="local devices to spread slots over, 0 = all (default: 0)")
+    attack.add_argument("--data", default="cifar10", help=DATA_HELP)
+    attack.add_argument("--split", default="test", help="split of cifar10 / tfds data to attack (test, train)")
     attack.add_argument("--images", type=int, default=100, help="the first N images from --start")
-    attack.add_argument("--start", type=int, default=0)
+    attack.add_argument("--start", type=int, default=0, help="index of the first image")
     attack.add_argument("--indices", help="comma-separated image indices (overrides --images)")
     attack.add_argument("--classes", type=int, nargs="*", help="only images of these classes")
     attack.add_argument("--out", help="results folder (resumable; default runs/attack-...)")

@@ -22,6 +22,7 @@ from deattack.attack import paper_config
 from deattack.attack.targets import random_targets
 from deattack.bench import throughput as bench
 from deattack.bench.peers import PEER_MODULES, available
+from deattack.cli.common import model_help
 from deattack.victims import loading
 from deattack.victims.victim import correctly_classified, num_classes
 
@@ -127,15 +128,15 @@ def _bench(args) -> int:
 def add_bench_command(commands) -> None:
     """Registers `deattack bench` on deattack.cli's subparsers."""
     bench = commands.add_parser("bench", help="attack queries/s against the forward limit and against peers")
-    bench.add_argument("--model", default="resnet20")
-    bench.add_argument("--checkpoint")
-    bench.add_argument("--pixels", type=int, default=1)
-    bench.add_argument("--mode", default="untargeted", choices=["untargeted", "targeted"])
-    bench.add_argument("--images", type=int, default=8)
-    bench.add_argument("--max-gens", dest="max_gens", type=int, default=10)
+    bench.add_argument("--model", default="resnet20", help=model_help())
+    bench.add_argument("--checkpoint", help="checkpoint path (overrides --model)")
+    bench.add_argument("--pixels", type=int, default=1, help="pixels changed per image")
+    bench.add_argument("--mode", default="untargeted", choices=["untargeted", "targeted"], help="attack mode")
+    bench.add_argument("--images", type=int, default=8, help="CIFAR-10 test images attacked in the timed run")
+    bench.add_argument("--max-gens", dest="max_gens", type=int, default=10, help="generations of the timed run")
     bench.add_argument("--popsize", type=int, default=400, help="P (ART's PixelAttack always uses 400)")
-    bench.add_argument("--slots", type=int, default=4)
-    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--slots", type=int, default=4, help="problems evolved together on the device")
+    bench.add_argument("--seed", type=int, default=0, help="root of every problem's random stream")
     bench.add_argument("--microbatch", type=int, default=0,
                        help="candidate images per forward call "
                             "(0: automatic, deattack.attack.fitness.default_microbatch)")
@@ -161,5 +162,5 @@ def add_bench_command(commands) -> None:
     bench.add_argument("--memory-batch-sizes", dest="memory_batch_sizes", help=f"default {MEMORY_BATCH_SIZES}")
     bench.add_argument("--profile", metavar="DIR", help="write a jax.profiler trace of the timed attack to DIR")
     bench.add_argument("--out", help="append the JSON object to this file")
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--json", action="store_true", help="print the JSON object on stdout")
     bench.set_defaults(run=_bench)

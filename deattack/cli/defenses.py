@@ -13,12 +13,9 @@ and printing live here only.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
-from deattack.cli.common import command_line, load_config, read_note
+from deattack.cli.common import ProgressBar, command_line, load_config, read_note, show_sweep_progress
 from deattack.defenses.evaluate import DefenseEvalConfig, run_defenses
 from deattack.defenses.report import write_report
 
@@ -30,20 +27,21 @@ def _defenses(args) -> int:
     note = read_note(args.note)  # before any work: a missing note file is a bad input
     if not args.report_only:
         config = load_config(args.config, DefenseEvalConfig, args.set)
-        bars = {}
+        bars: dict[str, ProgressBar] = {}
 
         def on_progress(kind, progress):
-            bar = bars.get(kind)
-            if bar is None:
-                bar = bars[kind] = tqdm(total=progress.images_total, unit="img", desc=kind, file=sys.stderr,
-                                        dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
-            bar.n = progress.images_done
-            bar.set_postfix(cells=f"{progress.cells_done}/{progress.cells_total}", refresh=True)
+            if kind not in bars:  # the sweeps run one after another: the last one is done
+                for bar in bars.values():
+                    bar.close()
+                bars[kind] = ProgressBar("img", desc=kind)
+            show_sweep_progress(bars[kind], progress)
 
-        run_defenses(config, out, on_progress=on_progress, command=command, shard=args.shard,
-                     reuse=args.reuse, reuse_only=args.reuse_only, only=tuple(args.only))
-        for bar in bars.values():
-            bar.close()
+        try:
+            run_defenses(config, out, on_progress=on_progress, command=command, shard=args.shard,
+                         reuse=args.reuse, reuse_only=args.reuse_only, only=tuple(args.only))
+        finally:
+            for bar in bars.values():
+                bar.close()
     report = write_report(out, args.report or out / "defenses.md", command=command,
                           figures=not args.no_figures, also=tuple(args.also), note=note)
     if args.json:
@@ -67,7 +65,7 @@ def add_defense_commands(subparsers) -> None:
     parser.add_argument("--report", help="markdown report path (default OUT/defenses.md)")
     parser.add_argument("--report-only", dest="report_only", action="store_true",
                         help="only rewrite the report from the run folder")
-    parser.add_argument("--no-figures", dest="no_figures", action="store_true")
+    parser.add_argument("--no-figures", dest="no_figures", action="store_true", help="tables only, no PNGs")
     parser.add_argument("--note", metavar="FILE", help="markdown conclusion to print in the report (it lives in "
                                                        "docs/results, written after reading the numbers)")
     parser.add_argument("--reuse", action="append", default=[], metavar="RUN_DIR",

@@ -1,8 +1,10 @@
-"""`deattack train | eval | attack | bench | sweep | merge | report | export | defenses`.
+"""deattack: few-pixel (L0) adversarial attacks on image classifiers, every candidate of
+many images scored in one batched forward pass (JAX: GPU, TPU or CPU).
 
-One entry point; each command group registers its subcommands from its own module
-(deattack.cli.train, .attack, .bench, .sweep, .defenses). Progress bars and printing live
-in the CLI only; everything else is importable.
+Start with `deattack attack --model resnet20 --pixels 1 --images 10` (results folder,
+summary, figure), `deattack eval` for a victim's accuracy, `deattack sweep` + `deattack
+report` for a grid of attacks and its tables. Run `deattack COMMAND --help` for a
+command's flags; the README is the manual.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from deattack import __version__
 
 from deattack.cli.attack import add_attack_commands
 from deattack.cli.bench import add_bench_command
+from deattack.cli.common import HelpFormatter
 from deattack.cli.defenses import add_defense_commands
 from deattack.cli.sweep import add_sweep_commands
 from deattack.cli.train import add_train_commands
@@ -23,12 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deattack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"deattack {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_train_commands(commands)
     add_attack_commands(commands)
     add_bench_command(commands)
     add_sweep_commands(commands)
     add_defense_commands(commands)
+    for command in commands.choices.values():
+        command.formatter_class = HelpFormatter  # every flag's default shown, in one place
     return parser
 
 

@@ -15,9 +15,8 @@ deattack.sweep.store and deattack.reports. Progress bars and printing live here 
 from __future__ import annotations
 
 import json
-import sys
 
-from deattack.cli.common import command_line, load_config, read_note
+from deattack.cli.common import ProgressBar, command_line, load_config, read_note, show_sweep_progress
 from deattack.reports.operator_report import build_operator_report
 from deattack.reports.sweep_report import build_report
 from deattack.sweep.grid import SweepConfig, format_units, parse_shard, parse_units
@@ -48,8 +47,6 @@ def _print_plan(rows: list[dict], store: str, as_json: bool) -> None:
 
 
 def _sweep(args) -> int:
-    from tqdm import tqdm
-
     shard = parse_shard(args.shard)
     units = parse_units(args.units)
     config = load_config(args.config, SweepConfig, args.set)
@@ -57,22 +54,13 @@ def _sweep(args) -> int:
     if args.plan:
         _print_plan(plan(config, store), store, args.json)
         return 0
-    bar = tqdm(total=None, unit="img", file=sys.stderr, dynamic_ncols=True,
-               mininterval=1.0 if sys.stderr.isatty() else 30.0)
-
-    def on_progress(progress):
-        if bar.total is None:
-            bar.reset(total=progress.images_total)
-        bar.n = progress.images_done
-        eta = progress.eta_s
-        bar.set_postfix(cells=f"{progress.cells_done}/{progress.cells_total}",
-                        units=f"{progress.units_done}/{progress.units_total}",
-                        img_per_s=f"{progress.images_per_s:.2f}",
-                        eta="-" if eta is None else f"{eta / 60:.1f}min", refresh=True)
-
-    summary = run_sweep(config, store, shard=shard, units=units, on_progress=on_progress, log_path=args.log,
-                        command=command_line(args), reuse=args.reuse, reuse_only=args.reuse_only)
-    bar.close()
+    bar = ProgressBar("img")
+    try:
+        summary = run_sweep(config, store, shard=shard, units=units, log_path=args.log,
+                            on_progress=lambda progress: show_sweep_progress(bar, progress),
+                            command=command_line(args), reuse=args.reuse, reuse_only=args.reuse_only)
+    finally:
+        bar.close()
     if args.json:
         print(json.dumps(summary))
     else:
@@ -145,7 +133,7 @@ def add_sweep_commands(subparsers) -> None:
     merge = subparsers.add_parser("merge", help="combine stores of one sweep (e.g. its shards)")
     merge.add_argument("out", help="merged store (created, or extended when it exists)")
     merge.add_argument("inputs", nargs="+", help="stores to merge")
-    merge.add_argument("--json", action="store_true")
+    merge.add_argument("--json", action="store_true", help="print the counts as JSON")
     merge.set_defaults(run=_merge)
 
     report = subparsers.add_parser("report", help="paper-style tables and figures from a store")
@@ -157,13 +145,14 @@ def add_sweep_commands(subparsers) -> None:
                              "anytime curves, McNemar vs rand/1) over one or more stores")
     report.add_argument("--baseline", default="rand/1/none/constant", metavar="OPERATOR",
                         help="with --operators: the operator every other is paired against, as the report "
-                             "names it (default: the paper's rand/1/none/constant)")
-    report.add_argument("--no-figures", dest="no_figures", action="store_true")
+                             "names it; the default is the paper's DE/rand/1")
+    report.add_argument("--no-figures", dest="no_figures", action="store_true", help="tables only, no PNGs")
     report.add_argument("--json", action="store_true", help="print the written files as JSON")
     report.set_defaults(run=_report)
 
     export = subparsers.add_parser("export", help="a store's result rows as CSV (or Parquet)")
-    export.add_argument("store")
+    export.add_argument("store", help="SQLite results store")
     export.add_argument("--out", required=True, help="FILE.csv or FILE.parquet")
-    export.add_argument("--format", choices=["csv", "parquet"], help="default: from --out's suffix")
+    export.add_argument("--format", choices=["csv", "parquet"], help="output format (default: from --out's "
+                                                                     "suffix)")
     export.set_defaults(run=_export)

@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 from deattack import config_files
+from deattack.models import MODELS
 from deattack.overrides import apply_overrides
 from deattack.training import train as training
 from deattack.training.augment import defense_tag
+from deattack.victims.loading import shipped_victims
 
 
 def _train(args) -> int:
@@ -62,12 +64,14 @@ def _flag_overrides(args) -> dict:
 def add_train_commands(commands) -> None:
     """`deattack train`."""
     train = commands.add_parser("train", help="train a victim CNN on CIFAR-10 (resumable)")
-    train.add_argument("--model", default="resnet20")
+    train.add_argument("--model", default="resnet20", help=f"architecture: {', '.join(MODELS)} (shipped victims, "
+                                                           f"trained: {', '.join(shipped_victims())})")
     train.add_argument("--config", help="configs/train.py[:recipe] returning a TrainConfig")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", dest="batch_size", type=int)
-    train.add_argument("--learning-rate", dest="learning_rate", type=float)
-    train.add_argument("--seed", type=int)
+    train.add_argument("--epochs", type=int, help="epochs (default: 30, or --config's)")
+    train.add_argument("--batch-size", dest="batch_size", type=int, help="images a step (default: 128, or --config's)")
+    train.add_argument("--learning-rate", dest="learning_rate", type=float,
+                       help="peak of the warm-up cosine schedule (default: 0.1, or --config's)")
+    train.add_argument("--seed", type=int, help="initialisation and data-order seed (default: 0, or --config's)")
     train.add_argument("--augment", help="augmentation specs, e.g. crop,flip,dead_pixels:k=1-3,p=0.5,values=saturated "
                                          "or crop,flip,de_attack:fraction=0.25 (deattack.training.augment); "
                                          "'none' for none")

@@ -14,6 +14,11 @@ def number(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def pixel_scale(pixels: int, height: int, width: int) -> str:
+    """"40 of 1,024 pixels (3.9 %)": how much of an H x W image an attack may change."""
+    return f"{pixels} of {height * width:,} pixels ({100 * pixels / (height * width):.1f} %)"
+
+
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, Any]]) -> str:
     lines = ["| " + " | ".join(name for name, _ in columns) + " |",
              "|" + "|".join("---" for _ in columns) + "|"]

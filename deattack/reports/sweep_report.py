@@ -12,7 +12,7 @@ writes report.md, report.tex, report.json (every number of the tables) and PNG f
   pixels, untargeted and targeted success rate.
 - success rate vs pixels per victim; original x target class success heatmap (Su et al.
   Fig. 3 style); success rate after q queries ("anytime") per operator; histogram of
-  queries to success; a grid of adversarial examples.
+  queries to success; a grid of adversarial examples (of the first cell with a success).
 
 Rates count attacked problems (status other than "nonfinite_logits"), as
 `deattack.attack.results.summarize` does; each row of a table is one grid cell (victim,
@@ -358,12 +358,16 @@ def _figures(data: ReportData, stats: list[dict[str, Any]], out: Path, class_nam
         files["class_heatmap"] = str(heatmap)
     files["anytime"] = str(figure_anytime(data, out / "success_vs_queries.png"))
     files["queries_histogram"] = str(figure_queries_histogram(data, out / "queries_to_success.png"))
-    successes = [r for r in data.records if r["success"]]
+    # One cell's examples, so the figure's title can name its victim, pixels and mode.
+    cell = next((c for c in data.cells if any(r["success"] for r in data.cell_records(c["cell_id"]))), None)
+    records = data.cell_records(cell["cell_id"]) if cell is not None else []
+    successes = [r for r in records if r["success"]]
     split = data.sweep_config.get("images", {}).get("split", "test")
     images = _split_images(split, datasets) if successes else None
     if images is not None:
         by_index = {int(r["image_index"]): np.asarray(images[r["image_index"]]) for r in successes[:8]}
-        files["examples"] = str(adversarial_grid(successes, by_index, names, out / "examples.png"))
+        files["examples"] = str(adversarial_grid(records, by_index, names, out / "examples.png",
+                                                 model=cell["victim"], pixels=cell["n_pixels"], mode=cell["mode"]))
     elif successes:
         notes.append(f"no example grid: the {split!r} images could not be loaded")
     return files, notes

@@ -1,5 +1,6 @@
-"""Loading a victim: a shipped name ("resnet20"), a checkpoint path, or a defended spec
-("median3+resnet20": the inner victim behind inference-time filters)."""
+"""Loading a victim: a shipped name ("resnet20"), a checkpoint path, a user's factory
+("mine.py:build", deattack.victims.factory), or a defended spec ("median3+resnet20": the
+inner victim behind inference-time filters)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ import jax.numpy as jnp
 from deattack import checkpoint, data
 from deattack.models import MODELS, get_model
 from deattack.victims.defended import split_victim_spec, wrap
+from deattack.victims.factory import is_factory_spec, load_factory
 from deattack.victims.victim import Victim
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent.parent / "checkpoints"
+# The shipped victims: inside the package when installed from a wheel (setup.py copies
+# them there), at the checkout's root otherwise.
+_PACKAGED = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINT_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent.parent / "checkpoints"
 
 
 def _eval_apply(model) -> Callable:
@@ -23,6 +28,11 @@ def _eval_apply(model) -> Callable:
         return model.apply(variables, images, train=False)
 
     return apply_fn
+
+
+def shipped_victims() -> list[str]:
+    """Names of the victims shipped in CHECKPOINT_DIR (each loads as `load_victim(name)`)."""
+    return sorted(p.stem for p in CHECKPOINT_DIR.glob("*.json")) if CHECKPOINT_DIR.is_dir() else []
 
 
 def checkpoint_path(name_or_path: str) -> Path:
@@ -33,7 +43,7 @@ def checkpoint_path(name_or_path: str) -> Path:
     shipped = CHECKPOINT_DIR / name_or_path
     if checkpoint.paths_for(shipped)[1].exists():
         return shipped
-    known = sorted(p.stem for p in CHECKPOINT_DIR.glob("*.json")) if CHECKPOINT_DIR.is_dir() else []
+    known = shipped_victims()
     raise checkpoint.CheckpointError(
         f"no checkpoint for {name_or_path!r}: not a checkpoint path and not a shipped victim "
         f"(shipped: {', '.join(known) or 'none'}; architectures: {', '.join(sorted(MODELS))}; "
@@ -52,6 +62,8 @@ def load_victim(name_or_path: str, model: str | None = None) -> Victim:
     """
     if "+" in str(name_or_path) and not checkpoint.paths_for(Path(name_or_path))[1].exists():
         return load_defended(str(name_or_path), model=model)
+    if is_factory_spec(name_or_path) and not checkpoint.paths_for(Path(name_or_path))[1].exists():
+        return load_factory(str(name_or_path))
     path = checkpoint_path(name_or_path)
     metadata = checkpoint.read_metadata(path)
     model_name = model or metadata.get("model")

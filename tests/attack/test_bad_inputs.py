@@ -81,6 +81,7 @@ def _with(array, index, value, dtype=np.float32):
 @pytest.mark.parametrize("images, labels, targets, field", [
     (np.zeros((2, 32, 32), np.uint8), GOOD_LABELS, None, "images"),
     (np.zeros((2, 32, 32, 4), np.uint8), GOOD_LABELS, None, "images"),
+    (np.zeros((2, 32, 32, 1), np.uint8), GOOD_LABELS, None, "3 colour channels"),
     (np.zeros((2, 32, 32, 3), bool), GOOD_LABELS, None, "images"),
     (np.zeros((2, 32, 32, 3), np.complex64), GOOD_LABELS, None, "images"),
     (np.full((2, 32, 32, 3), "a"), GOOD_LABELS, None, "images"),
@@ -131,6 +132,36 @@ def test_wrong_image_shape_raises_before_the_victim_runs():
     with pytest.raises(ValueError, match="images"):
         attack(victim, np.zeros((2, 32, 32), np.uint8), GOOD_LABELS,
                AttackConfig(population_size=16, max_generations=1))
+
+
+def test_one_channel_images_are_refused_before_the_victim_runs():
+    """Issue 27 item 8: a [N, H, W, 1] batch used to pass and crash inside JAX."""
+    calls = []
+
+    def counting_logits(variables, images):
+        calls.append(images.shape)
+        return linear_logits(variables, images)
+
+    victim = Victim(name="linear", apply_fn=counting_logits,
+                    variables={"weights": jnp.zeros((32 * 32 * 3, NUM_CLASSES), jnp.float32)})
+    with pytest.raises(ValueError, match=r"3 colour channels \(RGB\), got 1 .*np.repeat"):
+        attack(victim, np.zeros((2, 32, 32, 1), np.uint8), GOOD_LABELS,
+               AttackConfig(population_size=16, max_generations=1))
+    assert calls == []
+
+
+@pytest.mark.parametrize("targets", [-1, True, 2.0, "cat", None])
+def test_bad_class_target_raises(targets):
+    with pytest.raises(ValueError, match="targets"):
+        AttackConfig(mode="targeted", targets=targets)
+
+
+def test_class_target_beyond_the_victims_classes_raises(tmp_path):
+    with pytest.raises(ValueError, match=r"targets=10 is not a class of this victim \(0..9\)"):
+        attack(make_victim(), GOOD_IMAGES, GOOD_LABELS,
+               AttackConfig(mode="targeted", targets=NUM_CLASSES, population_size=16, max_generations=1),
+               out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before the results folder is made
 
 
 def test_victim_with_nan_logits_everywhere():

@@ -51,7 +51,9 @@ def test_full_scan_finds_the_only_fooling_corner_pixel(red_dot_victim):
     runner = ExhaustiveRunner(config, red_dot_victim.apply_fn, red_dot_victim.variables, images,
                               lambda batch: predict(red_dot_victim, batch, batch_size=len(batch)), logits,
                               stop_early=False)
-    records, progress = runner.run(problems)
+    seen = []  # (spent, left) before the scan and after each batch of slots
+    records, progress = runner.run(problems, on_progress=lambda p: seen.append((p.queries, p.queries_left)))
+    assert seen == [(0, 2 * TOTAL), (2 * TOTAL, 0)]
     assert len(records) == 2
     for record in records:
         assert record["success"] and record["status"] == "success", record

@@ -6,9 +6,11 @@ import dataclasses
 from deattack.cli.attack import _attack_config
 from deattack.cli.main import build_parser
 
+CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
 
 def _config(*argv):
-    return _attack_config(build_parser().parse_args(["attack", *argv]))
+    return _attack_config(build_parser().parse_args(["attack", *argv]), lambda: CIFAR10_NAMES)
 
 
 def test_preset_su2019_is_the_paper_setting():

@@ -65,8 +65,29 @@ def test_duplicate_problem_keeps_one_record(tmp_path):
     assert ResultsFolder(tmp_path, RUN_INFO).records == [_record(0, queries=300)]
 
 
+def test_opening_creates_nothing_until_the_first_record(tmp_path):
+    """Issue 27 item 10: an attack that fails before its first record (a compile error, an
+    interrupt) leaves no folder behind; the first record creates it with config.json."""
+    folder = tmp_path / "new" / "out"
+    store = ResultsFolder(folder, RUN_INFO)
+    store.append([])
+    assert not list(tmp_path.iterdir())
+    store.append([_record(0)])
+    assert json.loads((folder / CONFIG_FILE).read_text()) == RUN_INFO
+    assert ResultsFolder(folder, RUN_INFO).records == [_record(0)]
+
+
+@pytest.mark.allow_rank_promotion
+def test_an_attack_with_no_problem_into_a_new_folder(red_dot_victim, tmp_path):
+    """Every image is of the one target class: nothing to attack, and no crash writing the
+    folder's files, which are now made by the first record, not by the output check."""
+    config = dataclasses.replace(BASE_CONFIG, mode="targeted", targets=TRUE_CLASS)
+    results = attack(red_dot_victim, grey_images(2), np.full(2, TRUE_CLASS), config, out=tmp_path / "new")
+    assert results.records == [] and results.summary["n_problems"] == 0
+
+
 def test_reopening_with_another_config_raises(tmp_path):
-    ResultsFolder(tmp_path, RUN_INFO)
+    ResultsFolder(tmp_path, RUN_INFO).append([_record(0)])
     # the message names each differing field with both values (issue 27 item 5)
     with pytest.raises(ValueError, match=r"another attack setting \(attack.pixels: 1 in the folder, 3 now; "
                                          r"victim: 'red-dot' in the folder, 'other' now\)"):
