@@ -1,33 +1,35 @@
 #!/usr/bin/env bash
-# The GPU work of a lent machine (no network, no tfds folder), stage by stage:
+# The GPU campaign (issue 30): what a lent machine (no network, no tfds folder, <= 12 min
+# of GPU time) runs first, stage by stage, each under its own time limit, results packed
+# after each:
 #
-#   scripts/device_run.sh OUT STAGE...
+#   scripts/device_run.sh OUT [STAGE...]        # no stage: setup profile peers train headline tables
+#   DRY_RUN=1 scripts/device_run.sh OUT         # the same stages at tiny sizes, on CPU (a test runs it)
 #
-# stages:
-#   setup     install carried wheels (WHEELS, default .whl) and unpack the carried CIFAR-10
-#             parts (PARTS, default .gpu) into DEATTACK_CIFAR_ARRAYS (scripts/pack_cifar.py)
-#   bench     deattack bench on resnet20: forward limit, 256 images in flight at the paper
-#             budget, the peers (scipy, torchattacks, ART on the GPU) on the first 8, scaling
-#             and memory
-#   wrappers  configs/defenses.py:resnet20_wrappers (median3, repair vs resnet20)
-#   train     configs/train_defenses.py resnet20_deadpixel and resnet20_advde, side by side
-#   trained   configs/defenses.py:resnet20_trained (the two trained defenses vs resnet20)
-#   operators configs/operators.py:followup-resnet20 (issue 7's resnet20 follow-up, 54 units)
+# stages (GPU seconds each: STAGE_SECONDS_<stage>, defaults below, 690 s in all):
+#   setup     install carried wheels (WHEELS, default .whl), unpack carried CIFAR-10 parts
+#             (PARTS, default .gpu) into DEATTACK_CIFAR_ARRAYS, print the device and versions
+#   profile   deattack bench on resnet20 with a jax.profiler trace of the timed attack: the
+#             forward limit against the attack, 256 and 1,024 images in flight (fp32, and
+#             bf16 scoring when `deattack bench --precision` exists)               90 s
+#   peers     the peers (scipy, torchattacks, ART) on the same GPU, a few images at the
+#             paper's budget                                                         90 s
+#   train     victims at par: resnet20 (configs/train.py:resnet20-par, >= 91.25 %), then
+#             Su et al.'s allconv, nin and vgg16; resumable across leases           150 s
+#   headline  configs/headline.py: 1-pixel untargeted on all 10,000 test images, resnet20,
+#             the paper's DE/rand/1 and the default, timed and resumed lease by lease 240 s
+#   tables    the papers' tables at 500 images (configs/su2019_sweep.py, keras_table.py)
+#             and the full operator grid (configs/operators.py:full), resumed         120 s
+#   wrappers, train_defenses, trained, operators: the earlier defense and operator stages.
 #
-# wrappers, trained and operators resume from the repository's committed runs (the working
-# tree travels with the run): the evaluation folders under docs/results/defense_runs/h200-*
-# and the follow-up's store are copied into RUNS first, so a lease only runs what no earlier
-# session finished (RESUME=0 starts from nothing). Bring a store back with `deattack merge`,
-# a defense folder by copying its new *.sqlite over the committed ones.
-#
-# Seen on one H200 (2026-11-27): setup 12-18 s; train 161 s (both trainings, compiles
-# included); trained 235 s did the default sweep (18 cells, 50 images) and 1 of its 12
-# adaptive cells; wrappers 95 s did 3 of 18 cells; bench outran 200 s before printing
-# (it needs more, or smaller BENCH_* sizes). Compiling a cell costs seconds on the GPU.
+# Every store or run folder a stage writes starts from the one earlier leases brought back
+# and committed under docs/results/gpu_runs/ (RESUME=0 starts from nothing), so a lease
+# runs only what none finished. Bring results back by unpacking OUT/results.tar.gz into
+# docs/results/gpu_runs/ (stores as they are; `deattack merge` joins two of one sweep).
 #
 # Everything lands in RUNS (default /tmp/deattack-runs); after each stage RUNS is packed
-# into OUT/results.tar.gz, so a stage cut short by its time limit (STAGE_SECONDS_<stage>)
-# keeps what finished before it. Sizes: IMAGES (defense evaluations), BENCH_* below.
+# into OUT/results.tar.gz, so a stage cut short by its time limit keeps what finished.
+# Each stage logs the JAX version and device it ran on (write them beside every number).
 set -u -a
 OUT=${1:?usage: scripts/device_run.sh OUT STAGE...}
 shift
@@ -50,6 +52,23 @@ BENCH_MEMORY=${BENCH_MEMORY:-1024,8192,32768,65536,131072}
 TRAIN_SET=${TRAIN_SET:-}    # e.g. "--epochs 1 --set train_limit=256" for a dry run
 DEFENSE_SET=${DEFENSE_SET:-}  # e.g. "--set attack.population_size=20" for a dry run (with RESUME=0)
 RESUME=${RESUME:-1}
+GPU_RUNS=${GPU_RUNS:-docs/results/gpu_runs}
+STAGE_SECONDS_profile=${STAGE_SECONDS_profile:-90}
+STAGE_SECONDS_peers=${STAGE_SECONDS_peers:-90}
+STAGE_SECONDS_train=${STAGE_SECONDS_train:-150}
+STAGE_SECONDS_headline=${STAGE_SECONDS_headline:-240}
+STAGE_SECONDS_tables=${STAGE_SECONDS_tables:-120}
+HEADLINE=configs/headline.py
+TRAIN_VARIANTS=${TRAIN_VARIANTS:-resnet20-par allconv nin vgg16}
+TABLE_SWEEPS=${TABLE_SWEEPS:-configs/su2019_sweep.py configs/keras_table.py configs/operators.py:full}
+PROFILE_SLOTS=${PROFILE_SLOTS:-256 1024}
+if [ "${DRY_RUN:-0}" = 1 ]; then  # tiny sizes: the whole campaign in minutes on a CPU
+  BENCH_IMAGES=2; BENCH_GENS=2; BENCH_PEER_IMAGES=1; BENCH_PEERS=${BENCH_PEERS_DRY:-scipy}
+  BENCH_BATCHES=8,16; BENCH_SCALING_SLOTS=1,2; BENCH_MEMORY=8,16; PROFILE_SLOTS="2"
+  TRAIN_VARIANTS="resnet20-par"; TRAIN_SET="--epochs 1 --set train_limit=64 --set test_limit=64 --set batch_size=32"
+  HEADLINE=configs/headline.py:dry
+  TABLE_SWEEPS="configs/su2019_sweep.py:smoke"
+fi
 mkdir -p "$RUNS" "$OUT"
 
 log() { echo "[$(date +%T)] $*"; }
@@ -83,6 +102,64 @@ stage_setup() {
   "$PY" -c "import torch, torchattacks, art; print('torch', torch.__version__, 'torchattacks', torchattacks.__version__, 'art', art.__version__)" || true
 }
 
+versions() {
+  "$PY" -c "import jax; print('jax', jax.__version__, jax.devices())"
+}
+
+stage_profile() {
+  versions
+  local precisions="default"
+  deattack bench --help | grep -q -- "--precision" && precisions="default bf16"
+  for slots in $PROFILE_SLOTS; do
+    for precision in $precisions; do
+      local extra=()
+      [ "$precision" != default ] && extra=(--precision "$precision")
+      deattack bench --model resnet20 --images "$slots" --slots "$slots" --max-gens "$BENCH_GENS" --peers none \
+        --batch-sizes "$BENCH_BATCHES" --forward-seconds 1 --profile "$RUNS/profile-$slots-$precision" \
+        "${extra[@]}" --out "$RUNS/bench_gpu.jsonl" --json
+    done
+  done
+}
+
+stage_peers() {
+  versions
+  deattack bench --model resnet20 --images "$BENCH_PEER_IMAGES" --slots "$BENCH_PEER_IMAGES" \
+    --max-gens "$BENCH_GENS" --peers "$BENCH_PEERS" --peer-images "$BENCH_PEER_IMAGES" --batch-sizes "$BENCH_BATCHES" \
+    --forward-seconds 1 --out "$RUNS/bench_peers_gpu.jsonl" --json
+}
+
+stage_train() {
+  versions
+  mkdir -p "$RUNS/train" "$RUNS/checkpoints"
+  for variant in $TRAIN_VARIANTS; do
+    resume_from "$GPU_RUNS/train/$variant" "$RUNS/train/$variant"
+    deattack train --config "configs/train.py:$variant" --workdir "$RUNS/train/$variant" \
+      --out "$RUNS/checkpoints/$variant" --overwrite $TRAIN_SET > "$RUNS/train/$variant.log" 2>&1
+    log "training $variant exited $?"; tail -n 2 "$RUNS/train/$variant.log"
+  done
+}
+
+stage_headline() {
+  versions
+  local store="$RUNS/headline/headline-resnet20-1px.sqlite"
+  mkdir -p "$RUNS/headline"
+  resume_from "$GPU_RUNS/headline/headline-resnet20-1px.sqlite" "$store"
+  deattack sweep "$HEADLINE" --store "$store" --plan | tail -n 1
+  deattack sweep "$HEADLINE" --store "$store" --json
+}
+
+stage_tables() {
+  versions
+  mkdir -p "$RUNS/tables"
+  for sweep in $TABLE_SWEEPS; do
+    local name; name=$(basename "${sweep%%:*}" .py)
+    [[ "$sweep" == *:* ]] && name="$name-${sweep#*:}"
+    local store="$RUNS/tables/$name.sqlite"
+    resume_from "$GPU_RUNS/tables/$name.sqlite" "$store"
+    deattack sweep "$sweep" --store "$store" --json
+  done
+}
+
 stage_bench() {
   deattack bench --model resnet20 --images "$BENCH_IMAGES" --slots "$BENCH_IMAGES" --max-gens "$BENCH_GENS" \
     --peers "$BENCH_PEERS" --peer-images "$BENCH_PEER_IMAGES" --batch-sizes "$BENCH_BATCHES" --forward-seconds 1 \
@@ -96,16 +173,15 @@ stage_wrappers() {
     --set images.count="$IMAGES" --set chunk_images=64 $DEFENSE_SET --json
 }
 
-stage_train() {
+stage_train_defenses() {  # the two trained defenses side by side (their checkpoints are shipped now)
   mkdir -p "$RUNS/train" "$RUNS/checkpoints"
   local pids=()
   for variant in resnet20_deadpixel resnet20_advde; do
     deattack train --config configs/train_defenses.py:$variant --workdir "$RUNS/train/$variant" \
-      --out "checkpoints/$variant" $TRAIN_SET > "$RUNS/train/$variant.log" 2>&1 &
+      --out "$RUNS/checkpoints/$variant" $TRAIN_SET > "$RUNS/train/$variant.log" 2>&1 &
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid"; log "training $pid exited $?"; done
-  cp checkpoints/resnet20_deadpixel.* checkpoints/resnet20_advde.* "$RUNS/checkpoints/" 2>/dev/null
   tail -n 3 "$RUNS"/train/*.log
 }
 
@@ -123,11 +199,15 @@ stage_operators() {
     --reuse "$REPO/docs/results/operator_runs/operators-h2h-resnet20.sqlite" --json
 }
 
-for stage in "$@"; do
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(setup profile peers train headline tables)
+for stage in "${stages[@]}"; do
   log "stage $stage (limit $(limit "$stage") s)"
   started=$SECONDS
   if [ "$stage" = setup ]; then stage_setup; else
-    export -f deattack log resume_from
+    # No unpacked arrays (a machine with a tfds folder, e.g. the CPU dry run): read tfds.
+    [ -n "${DEATTACK_CIFAR_ARRAYS:-}" ] && [ ! -f "$DEATTACK_CIFAR_ARRAYS/test.npz" ] && unset DEATTACK_CIFAR_ARRAYS
+    export -f deattack log resume_from versions
     timeout "$(limit "$stage")" bash -c "$(declare -f "stage_$stage"); stage_$stage" 2>&1
   fi
   log "stage $stage rc $? after $((SECONDS - started)) s"

@@ -17,6 +17,12 @@ TARGET_CHOICES = ("all", "random")
 # The search kinds (deattack.attack.searches: one entry each).
 SEARCHES = tuple(searches.SEARCHES)
 FORWARDS = ("full", "incremental")
+# How the search scores candidates (AttackConfig.precision) -> the matmul precision its
+# forward is traced at (jax.default_matmul_precision; None: the backend's default, what
+# the search always ran at). "bf16" also casts weights and candidates to bfloat16
+# (deattack.attack.fitness): XLA:CPU ignores the matmul precision, so that is its only
+# bf16 arithmetic there. Verdicts never use it (deattack.victims.victim.JUDGEMENT_PRECISION).
+PRECISIONS = {"default": None, "fp32": "highest", "tf32": "tensorfloat32", "bf16": "bfloat16"}
 # Fields that never change results, only how the work is laid out on the device(s):
 # search_key() and the sweep's keys leave them out, so a store or result folder resumes
 # with other slots, chunking, microbatch, refill, device count or forward (the
@@ -28,7 +34,7 @@ LAYOUT_FIELDS = ("slots", "chunk_generations", "microbatch", "refill", "devices"
 _HOST_LAYOUT = {"slots": 1, "chunk_generations": 1, "refill": True, "devices": 0}
 # Fields added after stores and result folders were first written: left out of
 # search_key() at these defaults, so those stores keep their keys and still resume.
-FIELDS_ADDED_LATER = {"search": "de", "neighbour_radius": 0.0}
+FIELDS_ADDED_LATER = {"search": "de", "neighbour_radius": 0.0, "precision": "default"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +117,7 @@ class AttackConfig:
     search: str = "de"
     forward: str = "full"
     neighbour_radius: float = 0.0
+    precision: str = "default"
 
     def __post_init__(self):
         _check_types(self)
@@ -133,6 +140,11 @@ class AttackConfig:
         choice("colour_bounds", BOUNDS)
         choice("search", SEARCHES)
         choice("forward", FORWARDS)
+        choice("precision", PRECISIONS)
+        if self.precision == "bf16" and self.forward == "incremental":
+            # Its patches are added to the clean stem in float32: not the bf16 forward asked for.
+            raise ValueError("precision='bf16' scores with the full forward only; forward='incremental' "
+                             "adds float32 patches to the clean image's first layer: use forward='full'")
         if not 0.0 <= self.neighbour_radius <= 255.0:
             raise ValueError(f"neighbour_radius must be in [0, 255] (0 = colours unconstrained), "
                              f"got {self.neighbour_radius}")

@@ -7,6 +7,7 @@ is a divisor of P on CPU so results are bit-identical across slot counts and dev
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from deattack.attack import confine, criteria, incremental
-from deattack.attack.config import AttackConfig
+from deattack.attack.config import PRECISIONS, AttackConfig
 from deattack.attack.perturb import apply_pixels
 from deattack.attack.problems import ProblemArrays
 from deattack.filters import neighbour_median
@@ -80,6 +81,8 @@ class CandidateFitness:
     split: incremental.FirstConvSplit | None = None
     # config.neighbour_radius: candidates are scored as their projection (deattack.attack.confine).
     neighbour_radius: float = 0.0
+    # config.precision: the arithmetic of this scoring only (verdicts are judged in float32).
+    precision: str = "default"
 
     def project(self, images: jax.Array, genes: jax.Array) -> jax.Array:
         """The candidates [N, D] of images [N, H, W, C] as they are scored (and to be recorded)."""
@@ -96,7 +99,15 @@ class CandidateFitness:
         trip count), so a finished slot costs no forward passes even before the host
         refills it: masking alone would still pay for it. The [S*P, H, W, C] batch is
         never materialised; each microbatch builds its own perturbed images.
+
+        The forward is traced at the matmul precision of `self.precision`
+        (config.PRECISIONS); "bf16" runs it on bfloat16 weights and images.
         """
+        with _matmul_precision(self.precision):
+            return self._logits(candidates, scoring_variables(variables, self.precision), problems, active)
+
+    def _logits(self, candidates: jax.Array, variables: Any, problems: ProblemArrays,
+                active: jax.Array) -> jax.Array:
         slots, population, dims = candidates.shape
         total = slots * population
         size = min(self.microbatch, total)
@@ -110,8 +121,9 @@ class CandidateFitness:
         active_rows = jnp.sum(needed.astype(jnp.int32))
         num_chunks = (active_rows + size - 1) // size
         image_shape = problems.images.shape[1:]
+        dtype = scoring_dtype(self.precision)
         num_classes = jax.eval_shape(
-            self.apply_fn, variables, jax.ShapeDtypeStruct((size, *image_shape), jnp.float32)).shape[-1]
+            self.apply_fn, variables, jax.ShapeDtypeStruct((size, *image_shape), dtype)).shape[-1]
 
         split = self.split
         if split is not None:  # the clean images' first layer, once a generation for all slots
@@ -128,7 +140,7 @@ class CandidateFitness:
                 chunk_genes = jax.vmap(confine.confine_to_medians, in_axes=(0, 0, None))(
                     medians[chunk_owners], chunk_genes, self.neighbour_radius)
             if split is None:
-                images = jax.vmap(apply_pixels)(chunk_images, chunk_genes)
+                images = jax.vmap(apply_pixels)(chunk_images, chunk_genes).astype(dtype)
                 if isinstance(self.apply_fn, CallbackApply):  # only real candidates leave the device
                     chunk_logits = self.apply_fn(variables, images, jnp.clip(active_rows - start, 0, size))
                 else:
@@ -152,6 +164,26 @@ class CandidateFitness:
             mode=self.mode, fitness=self.fitness, confidence=self.confidence)
 
 
+def scoring_dtype(precision: str) -> jnp.dtype:
+    """The dtype candidate images are scored in: bfloat16 for "bf16", else float32."""
+    return jnp.bfloat16 if precision == "bf16" else jnp.float32
+
+
+def scoring_variables(variables: Any, precision: str) -> Any:
+    """The weights the candidates are scored with: the floating ones cast to bfloat16 for
+    "bf16" (Flax layers then compute in bf16), else unchanged."""
+    if precision != "bf16":
+        return variables
+    return jax.tree.map(lambda leaf: leaf.astype(jnp.bfloat16) if jnp.issubdtype(leaf.dtype, jnp.floating)
+                        else leaf, variables)
+
+
+def _matmul_precision(precision: str):
+    """The traced forward's jax.default_matmul_precision; "default" leaves the caller's own."""
+    name = PRECISIONS[precision]
+    return contextlib.nullcontext() if name is None else jax.default_matmul_precision(name)
+
+
 def make_fitness(config: AttackConfig, apply_fn: Callable, variables: Any = None,
                  image_shape: tuple[int, ...] = (32, 32, 3), module: Any = None) -> CandidateFitness:
     """The attack's fitness; with `variables` the microbatch is sized to the model's cost.
@@ -166,6 +198,9 @@ def make_fitness(config: AttackConfig, apply_fn: Callable, variables: Any = None
                              "use forward='full'")
         split = incremental.split_first_conv(module, variables, tuple(image_shape), pixels=config.pixels)
     microbatch = config.microbatch
+    if isinstance(apply_fn, CallbackApply) and config.precision == "bf16":
+        raise ValueError("precision='bf16' needs a JAX victim: a callback victim (from_callback, from_torch) "
+                         "computes on the host in its own precision; use precision='default'")
     if isinstance(apply_fn, CallbackApply):
         # A host call per generation: every candidate of every active slot in one batch.
         microbatch = CALLBACK_MICROBATCH
@@ -174,4 +209,4 @@ def make_fitness(config: AttackConfig, apply_fn: Callable, variables: Any = None
         microbatch = default_microbatch(config.population_size, flops_per_image=flops)
     return CandidateFitness(apply_fn=apply_fn, mode=config.mode, fitness=config.fitness,
                             confidence=float(config.confidence), microbatch=microbatch, split=split,
-                            neighbour_radius=float(config.neighbour_radius))
+                            neighbour_radius=float(config.neighbour_radius), precision=config.precision)

@@ -23,14 +23,14 @@ from deattack.victims import loading
 from deattack.victims.victim import check_image_shape, correctly_classified, num_classes
 
 
-def _victim_spec(args) -> str:
+def victim_spec(args) -> str:
     """--model/--checkpoint, behind --defense when given ("median3" -> "median3+resnet20")."""
     name = args.checkpoint or args.model
     return f"{args.defense}+{name}" if getattr(args, "defense", None) else name
 
 
 def _eval(args) -> int:
-    victim = loading.load_victim(_victim_spec(args))
+    victim = loading.load_victim(victim_spec(args))
     dataset = load_dataset(args.data, "test")
     images, labels = dataset.images, dataset.labels
     check_image_shape(victim, images.shape[1:])
@@ -75,7 +75,7 @@ def _class_targets(assignments: list[str], class_names: Callable[[], Sequence[st
     return resolved
 
 
-def _attack_config(args, class_names: Callable[[], Sequence[str]]):
+def attack_config(args, class_names: Callable[[], Sequence[str]]):
     """--config FILE, else the library's default_config (the one default of attack()),
     with the flags and --set (which wins) applied on top."""
     flags = {
@@ -112,7 +112,7 @@ def _attack_config(args, class_names: Callable[[], Sequence[str]]):
 
 def _attack(args) -> int:
     dataset = functools.cache(lambda: load_dataset(args.data, args.split))
-    config = _attack_config(args, lambda: dataset().class_names)
+    config = attack_config(args, lambda: dataset().class_names)
     if args.images < 1:
         raise ValueError(f"--images must be >= 1, got {args.images}")
     # Output locations are checked before the victim and the data load (deattack.io_checks).
@@ -121,24 +121,11 @@ def _attack(args) -> int:
     if args.figure not in (None, "none"):
         check_output_file(args.figure, "--figure file")
     images, labels, class_names = dataset().images, dataset().labels, dataset().class_names  # checked first
-    victim = loading.load_victim(_victim_spec(args))
+    victim = loading.load_victim(victim_spec(args))
     out = args.out or f"runs/attack-{victim.name}-{config.pixels}px-{config.mode}"
     if not args.out:
         check_output_dir(out, "default --out folder")
-    check_image_shape(victim, images.shape[1:])
-    if args.indices:
-        chosen = data.select(labels, indices=[int(i) for i in args.indices.split(",")])
-    else:
-        chosen = data.select(labels, start=args.start, stop=min(args.start + args.images, len(labels)),
-                             classes=args.classes, num_classes=len(class_names))
-    if not len(chosen):
-        raise ValueError(f"no {args.split} image is selected (--start {args.start}, --images {args.images}, "
-                         f"--classes {args.classes}): nothing to attack")
-    classes = num_classes(victim, images.shape[1:])
-    if labels[chosen].max() >= classes:
-        raise ValueError(f"labels must be in [0, {classes}) (victim {victim.name} has {classes} classes); "
-                         f"{args.data} has label {int(labels[chosen].max())}")
-    correct = correctly_classified(victim, images[chosen], labels[chosen])
+    chosen, correct = selected_images(args, dataset(), victim)
     attacked = chosen[correct]
     if not len(attacked):
         raise ValueError(f"none of the {len(chosen)} selected {args.split} images is classified correctly by "
@@ -152,7 +139,7 @@ def _attack(args) -> int:
     bar = ProgressBar("queries", rate_unit="q", scale=True)
     try:
         results = attack(victim, images[attacked], labels[attacked], config, image_indices=attacked, out=out,
-                         run_info=_run_info(args, dataset()), on_progress=lambda progress: _show(bar, progress))
+                         run_info=folder_info(args, dataset()), on_progress=lambda progress: _show(bar, progress))
     finally:
         bar.close()
     summary = dict(results.summary, n_skipped_misclassified=int(len(chosen) - correct.sum()), out=out)
@@ -169,6 +156,26 @@ def _attack(args) -> int:
     return 0
 
 
+def selected_images(args, dataset, victim) -> tuple:
+    """(indices chosen by --images/--start/--indices/--classes, which of them the victim
+    classifies correctly); ValueError when none is chosen or shapes / labels do not fit."""
+    images, labels = dataset.images, dataset.labels
+    check_image_shape(victim, images.shape[1:])
+    if args.indices:
+        chosen = data.select(labels, indices=[int(i) for i in args.indices.split(",")])
+    else:
+        chosen = data.select(labels, start=args.start, stop=min(args.start + args.images, len(labels)),
+                             classes=args.classes, num_classes=len(dataset.class_names))
+    if not len(chosen):
+        raise ValueError(f"no {args.split} image is selected (--start {args.start}, --images {args.images}, "
+                         f"--classes {args.classes}): nothing to attack")
+    classes = num_classes(victim, images.shape[1:])
+    if labels[chosen].max() >= classes:
+        raise ValueError(f"labels must be in [0, {classes}) (victim {victim.name} has {classes} classes); "
+                         f"{args.data} has label {int(labels[chosen].max())}")
+    return chosen, correctly_classified(victim, images[chosen], labels[chosen])
+
+
 def _show(bar: ProgressBar, progress) -> None:
     """Queries spent of the most the problems may spend (failures spend their whole budget
     and finish last, so a count of finished problems stalls while the queries go on)."""
@@ -176,7 +183,7 @@ def _show(bar: ProgressBar, progress) -> None:
              f"{progress.problems_done}/{progress.problems_total} problems, {progress.successes} fooled")
 
 
-def _run_info(args, dataset) -> dict:
+def folder_info(args, dataset) -> dict:
     """What config.json records of the images (CIFAR-10 folders keep their earlier form)."""
     if dataset.name.startswith("cifar10:"):
         return {"split": dataset.name.partition(":")[2]}
@@ -252,6 +259,45 @@ DATA_HELP = ("images to attack: cifar10[:SPLIT], FILE.npz (images uint8 [N, H, W
              "class_names), FOLDER (one subfolder of images per class) or tfds:NAME[:SPLIT]")
 
 
+def add_attack_flags(parser) -> None:
+    """The victim, search and image flags `deattack attack` and `deattack robustness` share."""
+    parser.add_argument("--model", default="resnet20", help=model_help())
+    parser.add_argument("--checkpoint", help="checkpoint path (overrides --model)")
+    parser.add_argument("--defense", help="attack end to end through a defense: median3, repair[:threshold=T] "
+                                          "(same as --model DEFENSE+MODEL)")
+    parser.add_argument("--config", help="configs/FILE.py[:variant] returning an AttackConfig")
+    parser.add_argument("--preset", choices=PRESETS,
+                        help="su2019: the paper's DE/rand/1 setting; without it the default config "
+                             "(deattack.attack.default_config: the operator study's choice at the same budget)")
+    parser.add_argument("--mode", choices=["untargeted", "targeted"],
+                        help="untargeted: any wrong class; targeted: a chosen class (--targets) (default: "
+                             "untargeted)")
+    parser.add_argument("--targets", help="targeted: all (every other class, the paper's), random (one "
+                                          "random other class an image) or one class for every image, by "
+                                          "index or name (e.g. 7 or horse; images of it are skipped) (default: all)")
+    parser.add_argument("--fitness", choices=["probability", "margin"],
+                        help="what the search minimises: the class probability (the paper's) or the logit "
+                             "margin (default: probability)")
+    parser.add_argument("--operator", help="DE mutation, e.g. rand/1 (or rand1), current-to-pbest/1 (default: "
+                                           "the default config's, printed in the summary)")
+    parser.add_argument("--crossover", help="DE crossover: none, bin or exp (default: the default config's)")
+    parser.add_argument("--adaptation", help="DE parameter adaptation: constant, jde, jade or shade (default: "
+                                             "constant)")
+    parser.add_argument("--popsize", type=int, help="population size P (default: 400, the paper's)")
+    parser.add_argument("--max-gens", dest="max_gens", type=int,
+                        help="generations at most; an image costs at most P x (generations + 1) queries "
+                             "(default: 100, the paper's)")
+    parser.add_argument("--seed", type=int, help="root of every problem's random stream (default: 0)")
+    parser.add_argument("--slots", type=int, help="problems evolved together on the device (default: 8)")
+    parser.add_argument("--devices", type=int, help="local devices to spread slots over, 0 = all (default: 0)")
+    parser.add_argument("--data", default="cifar10", help=DATA_HELP)
+    parser.add_argument("--split", default="test", help="split of cifar10 / tfds data to attack (test, train)")
+    parser.add_argument("--images", type=int, default=100, help="the first N images from --start")
+    parser.add_argument("--start", type=int, default=0, help="index of the first image")
+    parser.add_argument("--indices", help="comma-separated image indices (overrides --images)")
+    parser.add_argument("--classes", type=int, nargs="*", help="only images of these classes")
+
+
 def add_attack_commands(commands) -> None:
     """`deattack eval` and `deattack attack`."""
     evaluate = commands.add_parser("eval", help="test accuracy of a victim checkpoint")
@@ -265,42 +311,8 @@ def add_attack_commands(commands) -> None:
 
     attack = commands.add_parser("attack", help="few-pixel attack on CIFAR-10 images into a resumable results "
                                                 "folder, with a figure of the adversarial examples")
-    attack.add_argument("--model", default="resnet20", help=model_help())
-    attack.add_argument("--checkpoint", help="checkpoint path (overrides --model)")
-    attack.add_argument("--defense", help="attack end to end through a defense: median3, repair[:threshold=T] "
-                                          "(same as --model DEFENSE+MODEL)")
-    attack.add_argument("--config", help="configs/FILE.py[:variant] returning an AttackConfig")
-    attack.add_argument("--preset", choices=PRESETS,
-                        help="su2019: the paper's DE/rand/1 setting; without it the default config "
-                             "(deattack.attack.default_config: the operator study's choice at the same budget)")
+    add_attack_flags(attack)
     attack.add_argument("--pixels", type=int, help="pixels changed per image, 1..1024 (default: 1)")
-    attack.add_argument("--mode", choices=["untargeted", "targeted"],
-                        help="untargeted: any wrong class; targeted: a chosen class (--targets) (default: "
-                             "untargeted)")
-    attack.add_argument("--targets", help="targeted: all (every other class, the paper's), random (one "
-                                          "random other class an image) or one class for every image, by "
-                                          "index or name (e.g. 7 or horse; images of it are skipped) (default: all)")
-    attack.add_argument("--fitness", choices=["probability", "margin"],
-                        help="what the search minimises: the class probability (the paper's) or the logit "
-                             "margin (default: probability)")
-    attack.add_argument("--operator", help="DE mutation, e.g. rand/1 (or rand1), current-to-pbest/1 (default: "
-                                           "the default config's, printed in the summary)")
-    attack.add_argument("--crossover", help="DE crossover: none, bin or exp (default: the default config's)")
-    attack.add_argument("--adaptation", help="DE parameter adaptation: constant, jde, jade or shade (default: "
-                                             "constant)")
-    attack.add_argument("--popsize", type=int, help="population size P (default: 400, the paper's)")
-    attack.add_argument("--max-gens", dest="max_gens", type=int,
-                        help="generations at most; an image costs at most P x (generations + 1) queries "
-                             "(default: 100, the paper's)")
-    attack.add_argument("--seed", type=int, help="root of every problem's random stream (default: 0)")
-    attack.add_argument("--slots", type=int, help="problems evolved together on the device (default: 8)")
-    attack.add_argument("--devices", type=int, help="local devices to spread slots over, 0 = all (default: 0)")
-    attack.add_argument("--data", default="cifar10", help=DATA_HELP)
-    attack.add_argument("--split", default="test", help="split of cifar10 / tfds data to attack (test, train)")
-    attack.add_argument("--images", type=int, default=100, help="the first N images from --start")
-    attack.add_argument("--start", type=int, default=0, help="index of the first image")
-    attack.add_argument("--indices", help="comma-separated image indices (overrides --images)")
-    attack.add_argument("--classes", type=int, nargs="*", help="only images of these classes")
     attack.add_argument("--out", help="results folder (resumable; default runs/attack-...)")
     attack.add_argument("--figure", help="PNG of adversarial examples (default OUT/examples.png; 'none')")
     attack.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

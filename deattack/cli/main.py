@@ -18,6 +18,7 @@ from deattack.cli.attack import add_attack_commands
 from deattack.cli.bench import add_bench_command
 from deattack.cli.common import HelpFormatter
 from deattack.cli.defenses import add_defense_commands
+from deattack.cli.robustness import add_robustness_command
 from deattack.cli.sweep import add_sweep_commands
 from deattack.cli.train import add_train_commands
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_command(commands)
     add_sweep_commands(commands)
     add_defense_commands(commands)
+    add_robustness_command(commands)
     for command in commands.choices.values():
         command.formatter_class = HelpFormatter  # every flag's default shown, in one place
     return parser

@@ -15,9 +15,11 @@ deattack.sweep.store and deattack.reports. Progress bars and printing live here 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from deattack.cli.common import ProgressBar, command_line, load_config, read_note, show_sweep_progress
 from deattack.reports.operator_report import build_operator_report
+from deattack.reports.robustness import write_comparison
 from deattack.reports.sweep_report import build_report
 from deattack.sweep.grid import SweepConfig, format_units, parse_shard, parse_units
 from deattack.sweep.merge import export, merge
@@ -82,6 +84,12 @@ def _merge(args) -> int:
 
 
 def _report(args) -> int:
+    if args.robustness:  # `deattack robustness` folders on the same images, NAME=FOLDER or FOLDER
+        folders = dict((a.partition("=")[0], a.partition("=")[2]) if "=" in a else (Path(a).name, a)
+                       for a in args.store)
+        files = write_comparison(folders, args.out, command=command_line(args), figure=not args.no_figures)
+        print(json.dumps(files) if args.json else f"robustness comparison in {args.out}: {', '.join(files)}")
+        return 0
     if args.operators:  # the operator study (issue 7): one report over several stores
         note = read_note(args.note)
         result = build_operator_report(args.store, args.out, command=command_line(args),
@@ -143,6 +151,9 @@ def add_sweep_commands(subparsers) -> None:
     report.add_argument("--operators", action="store_true",
                         help="the operator study's report (operators.md: success with 95%% CI, queries, "
                              "anytime curves, McNemar vs rand/1) over one or more stores")
+    report.add_argument("--robustness", action="store_true",
+                        help="compare `deattack robustness` folders (NAME=FOLDER or FOLDER) on the same images: "
+                             "robust accuracy against k of each, and the images only one of them fooled")
     report.add_argument("--baseline", default="rand/1/none/constant", metavar="OPERATOR",
                         help="with --operators: the operator every other is paired against, as the report "
                              "names it; the default is the paper's DE/rand/1")

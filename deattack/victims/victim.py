@@ -193,8 +193,21 @@ class Victim:
         return cls.from_callback(scores, count, name=name or type(model).__name__, input_range=input_range,
                                  metadata={**(metadata or {}), "framework": "torch"})
 
-def predict(victim: Victim, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """Logits [N, C] for uint8/float [N, H, W, C] images in [0, 255], in fixed-size jitted batches."""
+# Judgements (clean predictions, every final verdict on an adversarial image) run at full
+# float32 precision on every backend: on GPUs JAX's default lets float32 convolutions use
+# TF32 (Hopper) or bf16 passes, and a success found under it may not hold in float32.
+JUDGEMENT_PRECISION = "highest"
+
+
+def predict(victim: Victim, images: np.ndarray, batch_size: int = 500,
+            precision: str = JUDGEMENT_PRECISION) -> np.ndarray:
+    """Logits [N, C] for uint8/float [N, H, W, C] images in [0, 255], in fixed-size jitted
+    batches, at matmul `precision` (jax.default_matmul_precision; "highest" = float32)."""
+    with jax.default_matmul_precision(precision):
+        return _predict(victim, images, batch_size)
+
+
+def _predict(victim: Victim, images: np.ndarray, batch_size: int) -> np.ndarray:
     logits_fn = _jitted_logits(victim.apply_fn)
     outputs = []
     for start in range(0, len(images), batch_size):

@@ -3,7 +3,7 @@ becomes (issue 7 may change the default; the paper stays one flag away)."""
 
 import dataclasses
 
-from deattack.cli.attack import _attack_config
+from deattack.cli.attack import attack_config as _attack_config
 from deattack.cli.main import build_parser
 
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

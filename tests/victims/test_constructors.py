@@ -198,3 +198,22 @@ def test_images_that_look_like_zero_one_are_refused():
     images = _images(2).astype(np.float32) / 255.0
     with pytest.raises(ValueError, match=r"images look like \[0, 1\].*multiply by 255"):
         attack(victim, images, np.zeros(2, np.int64), CONFIG)
+
+
+def test_judgements_run_at_full_float32_precision():
+    """Issue 30: every clean prediction and final verdict traces under matmul precision
+    "highest" (on GPUs the default lets float32 convolutions use TF32); the search's own
+    scoring is free to run at the backend's default."""
+    seen = []
+
+    def fn(images):
+        seen.append(jax.config.jax_default_matmul_precision)
+        return jnp.zeros((images.shape[0], 2)) + images[:, 0, 0, :2]
+
+    victim = Victim.from_fn(fn, name="precision-probe")
+    predict(victim, np.zeros((3, 4, 4, 3), np.float32), batch_size=3)
+    assert seen == ["highest"]
+    results = attack(victim, np.full((2, 4, 4, 3), 7, np.uint8), np.zeros(2, np.int64),
+                     AttackConfig(population_size=8, max_generations=1, slots=2))
+    assert len(results.records) == 2
+    assert "highest" in seen[1:] and None in seen[1:]  # verdicts at highest, the search at the default
