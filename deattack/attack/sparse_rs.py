@@ -71,7 +71,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from deattack.attack.encoding import GENES_PER_PIXEL
-from deattack.de.engine import FitnessFn
+from deattack.de.engine import FitnessFn, run_while_active
 from deattack.de.selection import best_index, sanitize
 
 Array = jax.Array
@@ -458,16 +458,5 @@ def run(config: SparseRSConfig, params: SparseRSParams, state: SparseRSState, fi
         context: Any, num_generations: int | Array | None = None) -> SparseRSState:
     """Runs iterations in a `lax.while_loop` until no problem is active (or for at most
     num_generations), exactly as deattack.de.run."""
-    limit = None if num_generations is None else jnp.asarray(num_generations, jnp.int32)
-
-    def keep_going(carry):
-        loop_state, count = carry
-        going = jnp.any(active(config, loop_state))
-        return going if limit is None else going & (count < limit)
-
-    def body(carry):
-        loop_state, count = carry
-        return step(config, params, loop_state, fitness_fn, context), count + 1
-
-    state, _ = jax.lax.while_loop(keep_going, body, (state, jnp.zeros((), jnp.int32)))
-    return state
+    return run_while_active(lambda s: active(config, s), lambda s: step(config, params, s, fitness_fn, context),
+                            state, num_generations)

@@ -263,20 +263,26 @@ def run(config: DEConfig, params: DEParams, state: DEState,
       The state once every problem is done or at config.max_generations, or
       after num_generations generations.
     """
-    limit = None if num_generations is None else jnp.asarray(num_generations,
-                                                            jnp.int32)
+    return run_while_active(lambda s: active(config, s),
+                            lambda s: step(config, params, s, fitness_fn, context),
+                            state, num_generations)
+
+
+def run_while_active(is_active: Callable[[Any], Array], step_once: Callable[[Any], Any], state: Any,
+                     num_generations: int | Array | None = None) -> Any:
+    """`step_once` in a `lax.while_loop` while `is_active(state)` has an active problem,
+    at most `num_generations` times (None: no cap). The loop every batched optimiser
+    (DE, deattack.es.cma_es, deattack.attack.sparse_rs) runs its generations in."""
+    limit = None if num_generations is None else jnp.asarray(num_generations, jnp.int32)
 
     def keep_going(carry):
         loop_state, count = carry
-        going = jnp.any(active(config, loop_state))
-        if limit is not None:
-            going = going & (count < limit)
-        return going
+        going = jnp.any(is_active(loop_state))
+        return going if limit is None else going & (count < limit)
 
     def body(carry):
         loop_state, count = carry
-        return step(config, params, loop_state, fitness_fn, context), count + 1
+        return step_once(loop_state), count + 1
 
-    state, _ = jax.lax.while_loop(keep_going, body,
-                                  (state, jnp.zeros((), jnp.int32)))
+    state, _ = jax.lax.while_loop(keep_going, body, (state, jnp.zeros((), jnp.int32)))
     return state
